@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .codecs.document import genome_from_line, load_genome_file
@@ -26,9 +27,9 @@ def parse_genome(spec: "str | Path | Genome") -> Genome:
         return PRESETS[text]
     if text.lower().endswith(GENOME_FILE_SUFFIXES) or _is_file(text):
         return _from_path(Path(text))
-    if "_" not in text:
+    if not re.match(r"(stem\d|r\d|ir_|ds_)", text):
         raise GenomeError(f"unknown preset '{text}' - presets: {', '.join(PRESETS)}; "
-                          "or give a one-line genome or a genome file")
+                          "or give a one-line genome (stem16_...,r1_k3_...) or a genome file (.yaml, .json)")
     return genome_from_line(text)
 
 

@@ -1,0 +1,1 @@
+"""Architecture search: Optuna orchestration, objectives, latency and reports."""

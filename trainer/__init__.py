@@ -1,0 +1,1 @@
+"""Training: data, MindCV recipe, loop and distributed runs."""
