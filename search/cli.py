@@ -11,7 +11,7 @@ from typing import Sequence
 from mixnet.quiet import quiet_mindspore
 from space.errors import UsageError
 
-COMMAND_MODULES = ("space.commands",)
+COMMAND_MODULES = ("space.commands", "search.commands")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -40,8 +40,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

@@ -1,0 +1,108 @@
+"""``search.py run``, ``report`` and ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from space.errors import UsageError
+
+DEMO_CONFIG = "configs/search/demo.yaml"
+EXPORT_FORMATS = ("MINDIR", "ONNX")
+SUFFIX = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run``, ``report`` and ``export`` subcommands."""
+    p = sub.add_parser("run", help="run or resume an architecture search",
+                       description="Run (or resume) a search; flags override the config file.")
+    p.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    p.add_argument("--out", help="output folder")
+    p.add_argument("--trials", type=int, help="target number of finished trials in the study")
+    p.add_argument("--storage", help="SQLAlchemy URL (sqlite:///..., postgresql://...) or journal file")
+    p.add_argument("--study", help="study name")
+    p.add_argument("--workers", type=int, help="worker processes on this machine")
+    p.add_argument("--seed", type=int, help="sampler seed")
+    p.add_argument("--sampler", help="tpe, nsga2, nsga3, gp or random")
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("report", help="write trials.csv, pareto.csv/png and best/ from a storage")
+    p.add_argument("--storage", required=True, help="storage URL or journal file")
+    p.add_argument("--study", required=True, help="study name")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=report)
+
+    p = sub.add_parser("export", help="export a genome (optionally with weights) to MindIR or ONNX")
+    p.add_argument("spec", help="preset, one-line genome or genome file")
+    p.add_argument("--format", type=str.upper, choices=EXPORT_FORMATS, default="MINDIR")
+    p.add_argument("--ckpt_path", help="checkpoint with the weights (default: random init)")
+    p.add_argument("--num_classes", type=int, help="classifier size (default: the genome's)")
+    p.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the exported graph")
+    p.add_argument("--out", required=True, help="output file")
+    p.set_defaults(func=export)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the search and write its outputs."""
+    from .config import load_search_config
+    from .report import summary, trials_frame, write_outputs
+    from .runner import run_search
+    overrides = {"out": args.out, "trials": args.trials, "storage": args.storage, "study": args.study,
+                 "workers": args.workers, "seed": args.seed, "sampler": args.sampler}
+    cfg = load_search_config(args.config, overrides)
+    study = run_search(cfg)
+    objectives = cfg.objectives if cfg.mode == "pareto" else ["accuracy", "latency_ms"]
+    front = write_outputs(study, cfg.out_dir, objectives)
+    print(summary(trials_frame(study), front, cfg.out_dir))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Regenerate the outputs of a stored study."""
+    from .report import summary, trials_frame, write_outputs
+    from .runner import quiet_optuna
+    from .storage import open_storage
+    import optuna
+    quiet_optuna()
+    storage = open_storage(args.storage, heartbeat=False)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if args.study not in names:
+        raise UsageError(f"study '{args.study}' not found in '{args.storage}' - studies: {', '.join(names) or 'none'}")
+    study = optuna.load_study(study_name=args.study, storage=storage)
+    objectives = study.user_attrs.get("objectives", ["accuracy", "latency_ms"])
+    if objectives == ["mnas_reward"]:
+        objectives = ["accuracy", "latency_ms"]
+    out = Path(args.out)
+    front = write_outputs(study, out, objectives)
+    print(summary(trials_frame(study), front, out))
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Export a genome to a MindIR or ONNX file (written under a temporary name, then renamed)."""
+    import mindspore as ms
+    import numpy as np
+    from mixnet import create_model
+    from mixnet.checkpoint import load_weights
+    if args.resolution < 32 or args.batch < 1:
+        raise UsageError(f"--resolution {args.resolution} / --batch {args.batch} - need resolution >= 32, batch >= 1")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder '{out.parent}' does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise UsageError(f"output folder '{out.parent}' is not writable")
+    net = create_model(args.spec, num_classes=args.num_classes)
+    if args.ckpt_path:
+        load_weights(net, args.ckpt_path)
+    net.set_train(False)
+    x = ms.Tensor(np.zeros((args.batch, 3, args.resolution, args.resolution), np.float32))
+    stem = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent)) / "model"
+    ms.export(net, x, file_name=str(stem), file_format=args.format)
+    produced = stem.with_suffix(SUFFIX[args.format])
+    os.replace(produced, out)
+    produced.parent.rmdir()
+    print(f"wrote {out} ({args.format}, input {args.batch}x3x{args.resolution}x{args.resolution})")
+    return 0

@@ -1,0 +1,137 @@
+"""Evaluating one trial: sample a genome, reuse a twin, check budgets, then measure and train.
+
+Order matters for cost: the cost model and latency come first, budgets are checked before any
+training (an infeasible genome spends zero training seconds), and a genome already evaluated in
+the study reuses the stored result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+
+from space import Genome
+from space.cost import network_cost
+from space.search_space import SearchSpace
+
+from .config import SearchConfig
+from .mnas import mnas_reward
+from .proxy_data import ProxyData
+from .twins import find_twin, reuse_twin
+
+TrainFn = Callable[..., Any]
+LatencyFn = Callable[[Genome], float]
+
+
+@dataclass
+class Evaluation:
+    """What one genome scored."""
+
+    accuracy: float
+    latency_ms: float
+    params: int
+    madds: int
+
+    def metric(self, name: str) -> float:
+        """The value of one objective metric."""
+        return float(getattr(self, name))
+
+
+class Evaluator:
+    """The Optuna objective of a search (callable on a trial)."""
+
+    def __init__(self, cfg: SearchConfig, space: SearchSpace, proxy: ProxyData, train_cfg: Any,
+                 train_fn: TrainFn, latency_fn: LatencyFn, target: int, worker: str,
+                 on_epoch: Callable[[int, int], None] | None = None) -> None:
+        self.cfg, self.space, self.proxy, self.train_cfg = cfg, space, proxy, train_cfg
+        self.train_fn, self.latency_fn = train_fn, latency_fn
+        self.target, self.worker, self.on_epoch = target, worker, on_epoch
+
+    def values(self, ev: Evaluation) -> "float | tuple[float, ...]":
+        """The objective values Optuna receives for an evaluation."""
+        if self.cfg.mode == "mnas":
+            return mnas_reward(ev.accuracy, ev.latency_ms, **self.cfg.mnas)
+        return tuple(ev.metric(m) for m in self.cfg.objectives)
+
+    def __call__(self, trial: optuna.Trial) -> "float | tuple[float, ...]":
+        """Evaluate one trial (raises TrialPruned for surplus or pruned trials)."""
+        trial.set_user_attr("worker", self.worker)
+        if is_surplus(trial, self.target):
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise optuna.TrialPruned("the study reached its target number of trials")
+        genome = self.space.sample(trial).with_changes(num_classes=self.proxy.num_classes)
+        key = genome.key()
+        trial.set_user_attr("genome", genome.to_string())
+        trial.set_user_attr("genome_key", key)
+        twin = find_twin(trial, key)
+        if twin is not None:
+            return reuse_twin(trial, twin)
+        try:
+            ev = self.evaluate(trial, genome)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            trial.set_user_attr("error", f"{type(exc).__name__}: {first}"[:500])
+            raise
+        return self.values(ev)
+
+    def evaluate(self, trial: optuna.Trial, genome: Genome) -> Evaluation:
+        """Cost model, latency, budgets, then (if feasible) proxy training."""
+        cost = network_cost(genome, self.cfg.latency["resolution"])
+        t0 = time.perf_counter()
+        latency = float(self.latency_fn(genome))
+        trial.set_user_attr("latency_seconds", round(time.perf_counter() - t0, 3))
+        ev = Evaluation(accuracy=0.0, latency_ms=latency, params=cost.params, madds=cost.madds)
+        for name in ("latency_ms", "params", "madds"):
+            trial.set_user_attr(name, ev.metric(name))
+        excess = {m: ev.metric(m) - float(limit) for m, limit in self.cfg.constraints.items()}
+        for metric, value in excess.items():
+            trial.set_constraint(metric, value)
+        feasible = all(v <= 0 for v in excess.values())
+        trial.set_user_attr("feasible", feasible)
+        if not feasible:
+            trial.set_user_attr("accuracy", 0.0)
+            trial.set_user_attr("train_seconds", 0.0)
+            return ev
+        ev.accuracy = self.train(trial, genome, ev)
+        trial.set_user_attr("accuracy", ev.accuracy)
+        return ev
+
+    def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
+        """Proxy-train ``genome`` and return its held-out top-1 accuracy (a fraction)."""
+        proxy_genome = genome.with_changes(width=self.cfg.proxy["width"]) if self.cfg.proxy["width"] else genome
+        epochs = int(self.train_cfg.epoch_size)
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            """Report progress; in mnas mode let the pruner stop a poor trial."""
+            if self.on_epoch is not None:
+                self.on_epoch(epoch + 1, epochs)
+            if self.cfg.mode == "mnas":
+                trial.report(mnas_reward(to_fraction(metrics["top1"]), ev.latency_ms, **self.cfg.mnas), epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+        result = self.train_fn(self.train_cfg, proxy_genome, on_epoch=on_epoch, progress=False,
+                               save_checkpoints=False)
+        trial.set_user_attr("train_seconds", round(float(result.seconds), 2))
+        trial.set_user_attr("images_per_second", round(float(result.images_per_second), 2))
+        return to_fraction(result.final_top1)
+
+
+def to_fraction(top1: float) -> float:
+    """Top-1 as a fraction in [0, 1] (the trainer reports percent)."""
+    return float(top1) / 100.0 if top1 > 1.0 else float(top1)
+
+
+def is_surplus(trial: optuna.Trial, target: int) -> bool:
+    """True when finished trials plus earlier running ones already reach ``target``."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    others = trial.study.get_trials(deepcopy=False, states=states)
+    done = sum(1 for t in others if t.state == optuna.trial.TrialState.COMPLETE)
+    earlier = sum(1 for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number)
+    return done + earlier >= target

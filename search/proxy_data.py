@@ -1,0 +1,107 @@
+"""The proxy dataset of a search: a class subset of the training split, with a held-out part.
+
+Candidates are trained on ``proxy/train`` and scored on ``proxy/holdout``; both are carved out of
+the dataset's *training* images (as MnasNet held out 50K ImageNet training images), so the final
+validation split is never used to choose an architecture. Files are symbolic links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from space.errors import UsageError
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ProxyData:
+    """Where the proxy split lives and what it holds."""
+
+    root: Path
+    num_classes: int
+    n_train: int
+    n_holdout: int
+
+
+def _class_files(train_dir: Path) -> dict[str, list[Path]]:
+    """Class folder -> sorted image files; errors for a missing split, no classes or an empty class."""
+    if not train_dir.is_dir():
+        raise UsageError(f"dataset split '{train_dir}' not found - expected an ImageFolder tree "
+                         "DATA_DIR/train/<class>/<image>")
+    classes = sorted(d for d in train_dir.iterdir() if d.is_dir())
+    if not classes:
+        raise UsageError(f"dataset split '{train_dir}' has no class folders")
+    files = {}
+    for d in classes:
+        images = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not images:
+            raise UsageError(f"class folder '{d}' is empty")
+        files[d.name] = images
+    return files
+
+
+def _plan(files: dict[str, list[Path]], data: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Split -> class -> absolute file paths, chosen deterministically from ``data['seed']``."""
+    names = list(files)
+    if data["classes"] is not None:
+        if not isinstance(data["classes"], int) or not 2 <= data["classes"] <= len(names):
+            raise UsageError(f"data.classes {data['classes']!r} - must be an integer in 2..{len(names)}")
+        names = names[:data["classes"]]
+    rng = random.Random(data["seed"])
+    plan: dict[str, dict[str, list[str]]] = {"train": {}, "holdout": {}}
+    for name in names:
+        images = [str(p.resolve()) for p in files[name]]
+        rng.shuffle(images)
+        if data["images_per_class"] is not None:
+            images = images[:data["images_per_class"]]
+        n_holdout = max(1, round(len(images) * data["holdout"]))
+        if len(images) - n_holdout < 1:
+            raise UsageError(f"class '{name}' has {len(images)} image(s): too few to hold some out")
+        plan["holdout"][name] = sorted(images[:n_holdout])
+        plan["train"][name] = sorted(images[n_holdout:])
+    return plan
+
+
+def _write_tree(plan: dict[str, dict[str, list[str]]], root: Path, manifest: dict) -> None:
+    """Write the linked tree into a temporary folder, then move it into place."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".proxy-", dir=root.parent))
+    for split, classes in plan.items():
+        for name, images in classes.items():
+            folder = tmp / split / name
+            folder.mkdir(parents=True)
+            for i, src in enumerate(images):
+                os.symlink(src, folder / f"{i:06d}{Path(src).suffix}")
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+
+
+def prepare_proxy_data(data: dict[str, Any], out_dir: Path) -> ProxyData:
+    """Make (or reuse) ``out_dir/proxy_data`` for the ``data`` section of a search config."""
+    data_dir = Path(data["data_dir"])
+    if data["dataset"] == "digits":
+        from trainer.digits import write_digits
+        write_digits(data_dir, size=data["size"])
+    files = _class_files(data_dir / "train")
+    plan = _plan(files, data)
+    digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
+    root = out_dir / "proxy_data"
+    manifest_path = root / MANIFEST
+    current = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if current.get("digest") != digest:
+        _write_tree(plan, root, {"digest": digest, "source": str(data_dir.resolve()),
+                                 "holdout": data["holdout"], "seed": data["seed"]})
+    return ProxyData(root=root, num_classes=len(plan["train"]),
+                     n_train=sum(map(len, plan["train"].values())),
+                     n_holdout=sum(map(len, plan["holdout"].values())))

@@ -1,0 +1,141 @@
+"""Search outputs from any storage: trials.csv, pareto.csv, pareto.png, best/*.yaml and a summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from space import parse_genome
+from space.codecs import genome_to_yaml
+
+COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "latency_ms", "params", "madds",
+           "feasible", "baseline", "reused_from", "train_seconds", "latency_seconds", "duration_s", "worker",
+           "error"]
+TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial that sampled a genome (surplus stop-markers left out)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if "genome" not in t.user_attrs:
+            continue
+        a = t.user_attrs
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else None
+        rows.append({"number": t.number, "state": t.state.name, "genome": a["genome"],
+                     "genome_key": a.get("genome_key"), "accuracy": a.get("accuracy"),
+                     "latency_ms": a.get("latency_ms"), "params": a.get("params"), "madds": a.get("madds"),
+                     "feasible": a.get("feasible"), "baseline": bool(a.get("baseline", False)),
+                     "reused_from": a.get("reused_from"), "train_seconds": a.get("train_seconds"),
+                     "latency_seconds": a.get("latency_seconds"), "duration_s": duration,
+                     "worker": a.get("worker"), "error": a.get("error")})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def pareto_front(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """Non-dominated finished, feasible, distinct genomes (accuracy maximized, the rest minimized)."""
+    done = frame[(frame.state == "COMPLETE") & (frame.feasible == True)]  # noqa: E712 - pandas mask
+    done = done[done.reused_from.isna()].drop_duplicates("genome_key")
+    if done.empty:
+        return done
+    signs = np.array([-1.0 if m == "accuracy" else 1.0 for m in objectives])
+    points = done[objectives].to_numpy(dtype=float) * signs
+    keep = []
+    for i, p in enumerate(points):
+        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
+        keep.append(not dominated)
+    return done[keep].sort_values("latency_ms" if "latency_ms" in objectives else objectives[0])
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def plot_front(frame: pd.DataFrame, front: pd.DataFrame, path: Path, title: str) -> None:
+    """All trials, the front and the baseline on accuracy vs latency; written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    done = frame[frame.state == "COMPLETE"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    feasible = done[done.feasible == True]  # noqa: E712 - pandas mask
+    infeasible = done[done.feasible == False]  # noqa: E712 - pandas mask
+    ax.scatter(feasible.latency_ms, feasible.accuracy * 100, s=22, c="tab:blue", alpha=0.6, label="trials")
+    if not infeasible.empty:
+        ax.scatter(infeasible.latency_ms, infeasible.accuracy * 100, s=22, c="tab:gray", marker="x",
+                   label="over budget (not trained)")
+    if not front.empty:
+        ax.plot(front.latency_ms, front.accuracy * 100, "-o", c="tab:orange", ms=6, label="Pareto front")
+    base = done[done.baseline]
+    if not base.empty:
+        ax.scatter(base.latency_ms, base.accuracy * 100, s=160, marker="*", c="tab:red", zorder=5,
+                   label="MixNet-S (baseline)")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write_best(front: pd.DataFrame, best_dir: Path) -> list[Path]:
+    """One genome YAML per Pareto point, replacing the folder atomically."""
+    best_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=best_dir.parent))
+    paths = []
+    for row in front.itertuples():
+        name = f"trial_{row.number:04d}.yaml"
+        head = (f"# trial {row.number}: held-out top-1 {row.accuracy:.4f}, latency {row.latency_ms:.2f} ms, "
+                f"{int(row.params):,} params, {int(row.madds):,} MAdds\n")
+        (tmp / name).write_text(head + genome_to_yaml(parse_genome(row.genome)))
+        paths.append(best_dir / name)
+    if best_dir.exists():
+        shutil.rmtree(best_dir)
+    os.replace(tmp, best_dir)
+    return paths
+
+
+def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> pd.DataFrame:
+    """Write every output file of a study into ``out_dir``; return the Pareto front."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = trials_frame(study)
+    front = pareto_front(frame, objectives if "latency_ms" in objectives else objectives + ["latency_ms"])
+    _write_csv(frame, out_dir / "trials.csv")
+    _write_csv(front, out_dir / "pareto.csv")
+    plot_front(frame, front, out_dir / "pareto.png", f"{study.study_name}: accuracy vs latency")
+    _write_best(front, out_dir / "best")
+    return front
+
+
+def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
+    """The terminal summary: counts, the front, the baseline and how to train a point."""
+    done = frame[frame.state == "COMPLETE"]
+    lines = [f"{len(done)} finished trials ({int((done.reused_from.notna()).sum())} reused, "
+             f"{int((done.feasible == False).sum())} over budget); outputs in {out_dir}"]  # noqa: E712
+    lines.append(f"{'trial':>6} {'top-1':>7} {'latency ms':>11} {'params':>10} {'MAdds':>8}  note")
+    base = done[done.baseline]
+    shown = pd.concat([front, base[~base.number.isin(front.number)]])
+    for row in shown.itertuples():
+        note = ("MixNet-S (baseline)" if row.baseline else "") + (" Pareto" if row.number in set(front.number) else "")
+        lines.append(f"{row.number:>6} {row.accuracy * 100:>6.2f}% {row.latency_ms:>11.2f} "
+                     f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {note.strip()}")
+    if not front.empty:
+        first = front.iloc[0]
+        lines.append("train a Pareto genome on ImageNet with MindCV's recipe:")
+        lines.append(f"  python search.py train --config {TRAIN_CONFIG} --genome "
+                     f"{out_dir / 'best' / f'trial_{int(first.number):04d}.yaml'} --data_dir /path/to/imagenet")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Running a study: create or resume it, enqueue the baseline, run one or more workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from space.errors import UsageError
+from space.search_space import SearchSpace
+
+from .config import SearchConfig
+from .objective import Evaluator
+from .progress import TrialProgress
+from .proxy_data import ProxyData, prepare_proxy_data
+from .samplers import make_sampler
+from .storage import is_journal, open_storage
+from .targets import make_latency_fn, proxy_train_config
+from .workers import fail_dead_trials, worker_id
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+class SearchFailed(RuntimeError):
+    """Trials kept failing; the message carries the last error."""
+
+
+def quiet_optuna() -> None:
+    """Keep Optuna's per-trial log lines and experimental-feature warnings out of the output."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def complete_count(study: optuna.Study) -> int:
+    """Number of finished (COMPLETE) trials."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
+    """Load the study (creating it when ``create``); its objectives must match the config."""
+    storage = open_storage(cfg.storage_url)
+    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    existing = summaries.get(cfg.study)
+    if existing is not None:
+        stored = existing.user_attrs.get("objectives")
+        wanted = cfg.objectives if cfg.mode == "pareto" else ["mnas_reward"]
+        directions = [d.name.lower() for d in existing.directions]
+        if directions != cfg.directions or (stored is not None and stored != wanted):
+            raise UsageError(f"study '{cfg.study}' exists with objectives {stored or directions}; this "
+                             f"config asks for {wanted} - use another --study name")
+    elif not create:
+        raise UsageError(f"study '{cfg.study}' not found in '{cfg.storage_url}' - studies: "
+                         f"{', '.join(summaries) or 'none'}")
+    study = optuna.create_study(study_name=cfg.study, storage=storage, directions=cfg.directions,
+                                load_if_exists=True)
+    if existing is None:
+        study.set_user_attr("objectives", cfg.objectives if cfg.mode == "pareto" else ["mnas_reward"])
+        study.set_user_attr("config", cfg.to_dict())
+    return study
+
+
+def enqueue_baseline(study: optuna.Study, space: SearchSpace) -> None:
+    """Make the space's skeleton (MixNet-S for the default space) the study's first trial."""
+    if study.get_trials(deepcopy=False):
+        return
+    vector = space.encode_vector(space.skeleton)
+    params = {d.name: d.choices[i] for d, i in zip(space.dimensions, vector)}
+    study.enqueue_trial(params, user_attrs={"baseline": True})
+
+
+class StopRules:
+    """Optuna callback: stop at the target count, or after repeated failures of this worker."""
+
+    def __init__(self, target: int, progress: TrialProgress | None) -> None:
+        self.target, self.progress = target, progress
+        self.failures = 0
+        self.last_error = ""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Called by Optuna after every trial of this worker."""
+        if trial.state == TrialState.FAIL:
+            self.failures += 1
+            self.last_error = trial.user_attrs.get("error", "unknown error")
+            if self.progress is not None:
+                self.progress.note(f"trial {trial.number} failed: {self.last_error}")
+        elif trial.state == TrialState.COMPLETE:
+            self.failures = 0
+        if self.progress is not None:
+            self.progress.finished(trial, complete_count(study))
+        if self.failures >= MAX_CONSECUTIVE_FAILURES or complete_count(study) >= self.target:
+            study.stop()
+
+
+def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, show_progress: bool,
+               train_fn: Callable | None = None, latency_fn: Callable | None = None) -> None:
+    """One worker process: optimize until the study holds ``trials`` finished trials."""
+    from mixnet.quiet import quiet_mindspore
+    quiet_mindspore()
+    quiet_optuna()
+    import mindspore as ms
+    ms.set_context(mode=ms.GRAPH_MODE)
+    cfg = SearchConfig(doc, source)
+    study = open_study(cfg, create=False)
+    if is_journal(cfg.storage_url):
+        fail_dead_trials(study)
+    seed = cfg.seed + 1009 * rank + len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(cfg.sampler, seed)
+    if cfg.mode == "mnas":
+        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    space = SearchSpace.from_yaml(cfg.space)
+    if train_fn is None:
+        from trainer import train as train_fn
+    progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
+    evaluator = Evaluator(cfg, space, proxy, proxy_train_config(cfg, proxy), train_fn,
+                          latency_fn or make_latency_fn(cfg), cfg.trials, worker_id(),
+                          on_epoch=progress.epoch if progress else None)
+    rules = StopRules(cfg.trials, progress)
+    try:
+        if complete_count(study) < cfg.trials:
+            study.optimize(evaluator, callbacks=[rules], catch=(Exception,), gc_after_trial=True)
+    finally:
+        if progress is not None:
+            progress.close()
+    if rules.failures >= MAX_CONSECUTIVE_FAILURES:
+        raise SearchFailed(f"{rules.failures} trials in a row failed; last: {rules.last_error}")
+
+
+def _spawn_workers(cfg: SearchConfig, proxy: ProxyData, study: optuna.Study, show_progress: bool) -> None:
+    """Run ``cfg.workers`` worker processes and show the overall progress from the storage."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=run_worker, args=(cfg.to_dict(), cfg.source, rank, proxy, False))
+             for rank in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
+    try:
+        while any(p.is_alive() for p in procs):
+            if progress is not None:
+                progress.set_complete(complete_count(study))
+            time.sleep(1.0)
+    finally:
+        for p in procs:
+            p.join()
+        if progress is not None:
+            progress.set_complete(complete_count(study))
+            progress.close()
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        raise SearchFailed(f"{len(bad)} of {cfg.workers} workers exited with an error (exit codes {bad})")
+
+
+def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable | None = None,
+               latency_fn: Callable | None = None) -> optuna.Study:
+    """Run (or resume) the search of ``cfg`` until its study holds ``cfg.trials`` finished trials."""
+    quiet_optuna()
+    space = SearchSpace.from_yaml(cfg.space)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    proxy = prepare_proxy_data(cfg.data, cfg.out_dir)
+    proxy_train_config(cfg, proxy)
+    if latency_fn is None:
+        make_latency_fn(cfg)
+    study = open_study(cfg, create=True)
+    if cfg.baseline:
+        enqueue_baseline(study, space)
+    if cfg.workers == 1:
+        run_worker(cfg.to_dict(), cfg.source, 0, proxy, show_progress, train_fn, latency_fn)
+    else:
+        _spawn_workers(cfg, proxy, study, show_progress)
+    return study

@@ -1,0 +1,52 @@
+"""What a trial is measured with: the latency source and the proxy-training recipe."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from space import Genome
+from space.errors import UsageError
+
+from .config import SearchConfig
+from .proxy_data import ProxyData
+
+
+def latency_target(cfg: SearchConfig) -> Any:
+    """The LatencyTarget of the config's ``latency`` section (checked against this machine)."""
+    from .latency import LatencyTarget, check_target
+    lat = cfg.latency
+    target = LatencyTarget(backend=lat["backend"], device=lat["device"], batch=lat["batch"],
+                           resolution=lat["resolution"], device_id=lat["device_id"], threads=lat["threads"])
+    check_target(target)
+    return target
+
+
+def make_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
+    """Genome -> latency in ms: measured on the target (cached), or predicted from a LUT."""
+    lat = cfg.latency
+    if lat["source"] == "lut":
+        from .latency import LatencyTable
+        table = LatencyTable.load(lat["lut"])
+        return table.predict
+    from .latency import LatencyCache, measure_latency
+    target = latency_target(cfg)
+    cache = LatencyCache(lat["cache"] or cfg.out_dir / "latency_cache.sqlite")
+
+    def measured(genome: Genome) -> float:
+        """Median latency of ``genome`` on the target."""
+        return measure_latency(genome, target, warmup=lat["warmup"], repeats=lat["repeats"],
+                               cache=cache).median_ms
+
+    return measured
+
+
+def proxy_train_config(cfg: SearchConfig, proxy: ProxyData) -> Any:
+    """The training config of a proxy run: the recipe file plus overrides, on the proxy split."""
+    from trainer.config import load_config
+    overrides = dict(cfg.proxy["overrides"])
+    overrides.update(data_dir=str(proxy.root), train_split="train", val_split="holdout",
+                     num_classes=proxy.num_classes, ckpt_save_dir=str(cfg.out_dir / "proxy_ckpt"))
+    try:
+        return load_config(cfg.proxy["config"], overrides)
+    except UsageError as exc:
+        raise UsageError(f"{cfg.source}: proxy: {exc}") from None
