@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -99,10 +100,18 @@ def export(args: argparse.Namespace) -> int:
         load_weights(net, args.ckpt_path)
     net.set_train(False)
     x = ms.Tensor(np.zeros((args.batch, 3, args.resolution, args.resolution), np.float32))
-    stem = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent)) / "model"
-    ms.export(net, x, file_name=str(stem), file_format=args.format)
-    produced = stem.with_suffix(SUFFIX[args.format])
-    os.replace(produced, out)
-    produced.parent.rmdir()
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    try:
+        if args.format == "ONNX":
+            import mindspore.onnx
+            mindspore.onnx.export(net, x, file_name=str(tmp / "model.onnx"), input_names=["images"],
+                                  output_names=["logits"])
+        else:
+            ms.export(net, x, file_name=str(tmp / "model"), file_format="MINDIR")
+        produced = tmp / f"model{SUFFIX[args.format]}"
+        produced.chmod(0o644)
+        os.replace(produced, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {out} ({args.format}, input {args.batch}x3x{args.resolution}x{args.resolution})")
     return 0

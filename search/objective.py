@@ -21,6 +21,7 @@ from .config import SearchConfig
 from .mnas import mnas_reward
 from .proxy_data import ProxyData
 from .twins import find_twin, reuse_twin
+from .workers import is_alive
 
 TrainFn = Callable[..., Any]
 LatencyFn = Callable[[Genome], float]
@@ -129,9 +130,10 @@ def to_fraction(top1: float) -> float:
 
 
 def is_surplus(trial: optuna.Trial, target: int) -> bool:
-    """True when finished trials plus earlier running ones already reach ``target``."""
+    """True when finished trials plus earlier running ones (of live workers) already reach ``target``."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
     others = trial.study.get_trials(deepcopy=False, states=states)
     done = sum(1 for t in others if t.state == optuna.trial.TrialState.COMPLETE)
-    earlier = sum(1 for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number)
+    earlier = sum(1 for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number
+                  and "worker" in t.user_attrs and is_alive(t.user_attrs["worker"]))
     return done + earlier >= target

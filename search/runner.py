@@ -19,7 +19,7 @@ from .objective import Evaluator
 from .progress import TrialProgress
 from .proxy_data import ProxyData, prepare_proxy_data
 from .samplers import make_sampler
-from .storage import is_journal, open_storage
+from .storage import open_storage
 from .targets import make_latency_fn, proxy_train_config
 from .workers import fail_dead_trials, worker_id
 
@@ -106,8 +106,7 @@ def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, sh
     ms.set_context(mode=ms.GRAPH_MODE)
     cfg = SearchConfig(doc, source)
     study = open_study(cfg, create=False)
-    if is_journal(cfg.storage_url):
-        fail_dead_trials(study)
+    fail_dead_trials(study)
     seed = cfg.seed + 1009 * rank + len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(cfg.sampler, seed)
     if cfg.mode == "mnas":

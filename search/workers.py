@@ -1,4 +1,8 @@
-"""Worker identity and liveness, for runs where Optuna's heartbeat is not available (journal files)."""
+"""Worker identity and liveness: trials of a dead worker on this host are failed and retried at once.
+
+Optuna's heartbeat does the same for RDB storages after its grace period, and for workers on other
+hosts; journal storages have no heartbeat, so this is their only recovery.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 import socket
 
 import optuna
+from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 RETRY_ATTR = "retry_of"
@@ -33,8 +38,8 @@ def is_alive(worker: str) -> bool:
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Fail RUNNING trials whose worker on this host died, and enqueue each genome once more.
 
-    The journal-storage counterpart of Optuna's heartbeat plus ``RetryFailedTrialCallback``
-    (max_retry=1): a trial that is itself a retry is not retried again.
+    Like Optuna's heartbeat with ``RetryFailedTrialCallback(max_retry=1)``: a trial that is itself
+    a retry is not retried again.
     """
     failed = []
     storage = study._storage
@@ -46,6 +51,8 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         except RuntimeError:
             continue
         failed.append(t.number)
-        if RETRY_ATTR not in t.user_attrs and t.params:
-            study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number})
+        first_time = RETRY_ATTR not in t.user_attrs and RetryFailedTrialCallback.retried_trial_number(t) is None
+        if first_time and t.params:
+            attrs = {RETRY_ATTR: t.number, **({"baseline": True} if t.user_attrs.get("baseline") else {})}
+            study.enqueue_trial(t.params, user_attrs=attrs)
     return failed
