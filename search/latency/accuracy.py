@@ -1,0 +1,97 @@
+"""How well a LUT predicts measured latency: share within +-10%, MAPE, Kendall tau, error histogram."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+
+from space.genome import Genome
+
+from .cache import LatencyCache
+from .lut import LatencyTable
+from .measure import measure_latency
+from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP
+
+HISTOGRAM_EDGES = (-10.0, -5.0, -2.0, 2.0, 5.0, 10.0)
+DEFAULT_CHECK_SEED = 1
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-b rank correlation of two equally long sequences (ties handled)."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return (concordant - discordant) / denom if denom else 0.0
+
+
+def histogram(errors_pct: list[float]) -> dict[str, int]:
+    """Counts of signed percentage errors in the bins cut at HISTOGRAM_EDGES."""
+    edges = (-math.inf,) + HISTOGRAM_EDGES + (math.inf,)
+    counts = {}
+    for lo, hi in zip(edges, edges[1:]):
+        label = f"[{lo:g}%,{hi:g}%)".replace("inf%", "inf")
+        counts[label] = sum(lo <= e < hi for e in errors_pct)
+    return counts
+
+
+def scores(measured: list[float], predicted: list[float]) -> dict:
+    """``within_10pct`` (share), ``mape`` (percent), ``kendall_tau`` and the error histogram."""
+    errors = [100.0 * (p - m) / m for m, p in zip(measured, predicted)]
+    return {"n": len(measured),
+            "within_10pct": sum(abs(e) <= 10.0 for e in errors) / len(errors),
+            "mape": sum(abs(e) for e in errors) / len(errors),
+            "kendall_tau": kendall_tau(measured, predicted),
+            "histogram": histogram(errors)}
+
+
+def held_out_genomes(table: LatencyTable, count: int, seed: int) -> list[Genome]:
+    """``count`` distinct random genomes of the LUT's space that are not calibration genomes."""
+    taken = {e.option for e in table.calibration}
+    rng, genomes = random.Random(seed), []
+    for _ in range(count * 20):
+        if len(genomes) == count:
+            break
+        genome = table.space.random_genome(rng)
+        if genome.to_string() not in taken:
+            taken.add(genome.to_string())
+            genomes.append(genome)
+    return genomes
+
+
+def check_lut(table: LatencyTable, count: int, seed: int = DEFAULT_CHECK_SEED,
+              cache: LatencyCache | None = None, warmup: int = DEFAULT_WARMUP,
+              repeats: int = DEFAULT_REPEATS, progress: bool = True) -> dict:
+    """Measure ``count`` held-out genomes on the LUT's target and score the prediction.
+
+    The top-level scores are for the corrected prediction; ``uncorrected`` holds those of the
+    plain sum, and ``genomes`` one row per genome.
+    """
+    from tqdm import tqdm
+
+    genomes = held_out_genomes(table, count, seed)
+    rows = []
+    for genome in tqdm(genomes, desc="lut check", unit="genome", file=sys.stderr, disable=not progress,
+                       dynamic_ncols=True):
+        result = measure_latency(genome, table.target, warmup, repeats, cache)
+        rows.append({"genome": genome.to_string(), "measured_ms": result.median_ms,
+                     "predicted_ms": table.predict(genome), "raw_ms": table.predict_raw(genome)})
+    measured = [r["measured_ms"] for r in rows]
+    report = scores(measured, [r["predicted_ms"] for r in rows])
+    scale, offset = table.correction
+    report.update(seed=seed, correction={"scale": scale, "offset_ms": offset,
+                                         "calibration_genomes": len(table.calibration)},
+                  uncorrected=scores(measured, [r["raw_ms"] for r in rows]), genomes=rows)
+    return report

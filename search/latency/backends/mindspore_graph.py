@@ -1,0 +1,66 @@
+"""MindSpore graph mode on CPU, GPU or Ascend: the process-wide setup and a runner for a cell."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from space.errors import UsageError
+
+from ..target import LatencyTarget
+
+_threads_set: list[int] = []
+
+
+def configure_mindspore(target: LatencyTarget) -> None:
+    """Graph mode on ``target.device``/``device_id`` with ``target.thread_count`` CPU kernel threads.
+
+    MindSpore binds a process to one device and one thread count for its lifetime, so asking
+    for another one later in the same process is a UsageError.
+    """
+    import mindspore as ms
+    from mindspore._c_expression import RuntimeConf
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        ms.set_device(target.device, target.device_id)
+    except RuntimeError:
+        device, device_id = ms.get_current_device()
+        raise UsageError(f"this process already runs MindSpore on {device}:{device_id}; measure "
+                         f"{target.device}:{target.device_id} in a new process") from None
+    conf = RuntimeConf.get_instance()
+    if not conf.is_op_threads_num_configured():
+        ms.device_context.cpu.op_tuning.threads_num(target.thread_count)
+        _threads_set.append(target.thread_count)
+    elif _threads_set[:1] != [target.thread_count]:
+        fixed = _threads_set[0] if _threads_set else "another value"
+        raise UsageError(f"threads {target.thread_count} - MindSpore's CPU thread count is fixed at "
+                         f"{fixed} in this process; measure other thread counts in a new process")
+
+
+def random_input(input_shape: tuple[int, ...]) -> np.ndarray:
+    """A fixed pseudo-random float32 input (seed 0) of the given shape."""
+    return np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32)
+
+
+class GraphRunner:
+    """A MindSpore cell (a network or a loaded MindIR GraphCell) and its bound input tensor."""
+
+    def __init__(self, cell, input_shape: tuple[int, ...]) -> None:
+        import mindspore as ms
+        self.cell = cell
+        self.inputs = ms.Tensor(random_input(input_shape))
+        self.synchronize_device = ms.runtime.synchronize
+
+    def run(self) -> None:
+        """Launch one inference."""
+        self.cell(self.inputs)
+
+    def synchronize(self) -> None:
+        """Wait for every stream of the device."""
+        self.synchronize_device()
+
+
+def graph_runner(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> GraphRunner:
+    """A runner for ``cell`` in graph mode on the target device (compiled on first run)."""
+    configure_mindspore(target)
+    cell.set_train(False)
+    return GraphRunner(cell, input_shape)

@@ -1,0 +1,153 @@
+"""``build_lut``: measure every choice of every layer of a space at its input shape, plus fixed terms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from space.cost import network_cost
+from space.errors import GenomeError
+from space.genome import Genome
+from space.search_space import Dimension, SearchSpace
+
+from .cache import LatencyCache
+from .environment import environment
+from .lut import FORMAT_VERSION, LatencyTable, LutEntry, option_label, space_document
+from .measure import measure_cell, measure_latency
+from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, check_protocol
+from .target import LatencyTarget, check_target
+
+DEFAULT_CALIBRATION = 10
+
+
+@dataclass(frozen=True)
+class Part:
+    """One thing the LUT measures: a fixed part or one choice of one layer, and how to build it."""
+
+    part: str
+    layer: int
+    option: str
+    in_shape: tuple[int, int, int]
+    build: Callable[[], object]
+
+
+def classifier_cell(net):
+    """Global average pool, dropout (identity at inference) and the classifier of ``net``."""
+    from mindspore import nn, ops
+
+    class Classifier(nn.Cell):
+        """The part of MixNet after ``head_conv``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.dropout = net.dropout
+            self.classifier = net.classifier
+
+        def construct(self, x):
+            """Logits from the head feature map."""
+            return self.classifier(self.dropout(ops.mean(x, axis=(2, 3))))
+
+    return Classifier()
+
+
+def layer_choice_genomes(space: SearchSpace, layer: int) -> list[Genome]:
+    """The skeleton with layer ``layer`` set to each of its valid choices (one genome per choice)."""
+    genomes = []
+    for option in space.layer_options(layer):
+        try:
+            genomes.append(space.decode({Dimension(layer, f, ()).name: v for f, v in option.items()}))
+        except GenomeError:
+            continue
+    return genomes
+
+
+def lut_parts(space: SearchSpace, resolution: int) -> list[Part]:
+    """Stem, every distinct (layer, choice) and head/classifier, with input shapes at ``resolution``."""
+    from mixnet import create_model
+    from mixnet.blocks import MixNetBlock
+    from mixnet.network import BN_EPS, BN_MOMENTUM
+
+    skeleton_cost = network_cost(space.skeleton, resolution).rows
+    parts = [Part("stem", -1, "fixed", skeleton_cost[0].in_shape,
+                  lambda: create_model(space.skeleton).stem_conv)]
+    for layer in range(len(space.base_genes)):
+        seen = set()
+        for genome in layer_choice_genomes(space, layer):
+            label = option_label(space, layer, genome.normalized().single_genes())
+            if label in seen:
+                continue
+            seen.add(label)
+            spec = genome.layers()[layer]
+            parts.append(Part("layer", layer, label, skeleton_cost[layer + 1].in_shape,
+                              lambda spec=spec: MixNetBlock(spec, BN_MOMENTUM, BN_EPS)))
+    head_row = skeleton_cost[-2]
+    parts.append(Part("head", -1, "fixed", head_row.in_shape, lambda: create_model(space.skeleton).head_conv))
+    parts.append(Part("classifier", -1, "fixed", head_row.out_shape,
+                      lambda: classifier_cell(create_model(space.skeleton))))
+    return parts
+
+
+def calibration_genomes(space: SearchSpace, count: int, seed: int) -> list[Genome]:
+    """``count`` distinct random genomes of the space (seeded)."""
+    rng, genomes, keys = random.Random(seed), [], set()
+    for _ in range(count * 20):
+        if len(genomes) == count:
+            break
+        genome = space.random_genome(rng)
+        if genome.key() not in keys:
+            keys.add(genome.key())
+            genomes.append(genome)
+    return genomes
+
+
+def entry(part: str, layer: int, option: str, in_shape: tuple[int, ...], result: LatencyResult) -> LutEntry:
+    """A LUT row from a measurement."""
+    return LutEntry(part=part, layer=layer, option=option, in_shape="x".join(map(str, in_shape)),
+                    median_ms=result.median_ms, p90_ms=result.p90_ms, min_ms=result.min_ms,
+                    mean_ms=result.mean_ms, cv=result.cv, repeats=result.repeats)
+
+
+def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", progress: bool = True,
+              warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
+              calibrate: int = DEFAULT_CALIBRATION, seed: int = 0,
+              cache: LatencyCache | None = None) -> LatencyTable:
+    """Measure the LUT of ``space`` on ``target`` and write it to ``out`` (CSV, atomically).
+
+    ``calibrate`` random genomes (seed ``seed``) are also measured end to end to fit the linear
+    correction; whole-network measurements go through ``cache`` when one is given.
+    """
+    from tqdm import tqdm
+
+    check_target(target)
+    check_protocol(warmup, repeats)
+    started = time.perf_counter()
+    env = environment(target)
+    parts = lut_parts(space, target.resolution)
+    genomes = calibration_genomes(space, calibrate, seed)
+    entries: list[LutEntry] = []
+    with tqdm(total=len(parts) + len(genomes), desc="lut build", unit="part", file=sys.stderr,
+              disable=not progress, dynamic_ncols=True) as bar:
+        for part in parts:
+            bar.set_postfix_str(f"{part.part} {part.layer} {part.option}", refresh=False)
+            shape = (target.batch,) + tuple(part.in_shape)
+            result = measure_cell(part.build(), shape, target, warmup, repeats, env)
+            entries.append(entry(part.part, part.layer, part.option, part.in_shape, result))
+            bar.update()
+        for genome in genomes:
+            bar.set_postfix_str(f"network {genome.key()}", refresh=False)
+            result = measure_latency(genome, target, warmup, repeats, cache)
+            entries.append(entry("network", -1, genome.to_string(), target.input_shape[1:], result))
+            bar.update()
+    meta = {"format": "mixnas-lut", "version": FORMAT_VERSION, "space": space_document(space),
+            "target": target.to_dict(), "env": env, "protocol": {"warmup": warmup, "repeats": repeats},
+            "calibration": {"count": len(genomes), "seed": seed},
+            "build_s": round(time.perf_counter() - started, 1),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    table = LatencyTable(meta, entries)
+    table.save(out)
+    return table

@@ -1,0 +1,103 @@
+"""Where a latency is measured: backend, device, batch, resolution, threads; and checks for it."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass
+
+from space.errors import UsageError
+
+BACKENDS = ("mindspore", "onnxruntime", "mindir")
+DEVICES = ("CPU", "GPU", "Ascend")
+DEFAULT_THREADS = 1
+ORT_PROVIDERS = {"CPU": "CPUExecutionProvider", "GPU": "CUDAExecutionProvider",
+                 "Ascend": "CANNExecutionProvider"}
+
+
+@dataclass(frozen=True)
+class LatencyTarget:
+    """The device and conditions a latency is measured under.
+
+    ``threads=None`` means ``DEFAULT_THREADS`` (1): one intra-op thread, the most repeatable
+    setting on a shared host; the thread count actually used is recorded with every result.
+    """
+
+    backend: str = "onnxruntime"
+    device: str = "CPU"
+    batch: int = 1
+    resolution: int = 224
+    device_id: int = 0
+    threads: int | None = None
+
+    @property
+    def thread_count(self) -> int:
+        """The thread count measurements run with."""
+        return DEFAULT_THREADS if self.threads is None else self.threads
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The network input (N, C, H, W)."""
+        return (self.batch, 3, self.resolution, self.resolution)
+
+    def to_dict(self) -> dict:
+        """Plain fields, with the thread count resolved."""
+        return dict(asdict(self), threads=self.thread_count)
+
+
+def validate_target(target: LatencyTarget) -> None:
+    """Raise UsageError for an unknown backend or device or an out-of-range number."""
+    if target.backend not in BACKENDS:
+        raise UsageError(f"unknown backend '{target.backend}' - available: {', '.join(BACKENDS)}")
+    if target.device not in DEVICES:
+        raise UsageError(f"unknown device '{target.device}' - available: {', '.join(DEVICES)}")
+    for name, low in (("batch", 1), ("resolution", 32), ("device_id", 0), ("thread_count", 1)):
+        value = getattr(target, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            label = "threads" if name == "thread_count" else name
+            raise UsageError(f"{label} {value!r} - must be an integer >= {low}")
+
+
+def mindspore_devices() -> list[str]:
+    """Devices this MindSpore installation can run on (plugins loaded at import)."""
+    import mindspore as ms
+    from mindspore._c_expression import MSContext
+    found = ["CPU"]
+    for device in ("GPU", "Ascend"):
+        if MSContext.get_instance().is_pkg_support_device(device):
+            module = getattr(ms.device_context, device.lower())
+            if module.device_count() > 0:
+                found.append(device)
+    return found
+
+
+def ort_devices() -> list[str]:
+    """Devices ONNX Runtime can run on here (by available execution provider)."""
+    import onnxruntime as ort
+    providers = set(ort.get_available_providers())
+    return [d for d in DEVICES if ORT_PROVIDERS[d] in providers]
+
+
+def check_available(target: LatencyTarget) -> None:
+    """Raise UsageError when the backend's runtime or the device is not present on this host."""
+    if target.backend == "onnxruntime":
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise UsageError("backend 'onnxruntime' needs the onnxruntime package, which is not installed "
+                             "- pip install onnxruntime, or use --backend mindspore")
+        present = ort_devices()
+    else:
+        present = mindspore_devices()
+    if target.device not in present:
+        raise UsageError(f"device '{target.device}' is not present for backend '{target.backend}' on this "
+                         f"host - available: {', '.join(present)}")
+    if target.device != "CPU" and target.backend != "onnxruntime":
+        import mindspore as ms
+        count = getattr(ms.device_context, target.device.lower()).device_count()
+        if target.device_id >= count:
+            raise UsageError(f"device_id {target.device_id} - this host has {count} {target.device} "
+                             f"device(s): 0..{count - 1}")
+
+
+def check_target(target: LatencyTarget) -> None:
+    """Raise UsageError for an unknown backend/device, an absent device or a missing onnxruntime."""
+    validate_target(target)
+    check_available(target)

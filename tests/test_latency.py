@@ -1,0 +1,120 @@
+"""Latency measurement: protocol statistics, cache, backends ordering, repeatability, target checks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search.latency import LatencyCache, LatencyResult, LatencyTarget, check_target, measure_latency
+from search.latency.environment import env_key
+from space import parse_genome, preset
+from space.errors import UsageError
+
+TINY = parse_genome("stem8_head64_w1_d0.2_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,"
+                    "r1_k3_a1_p1_s2_e3_i8_o16_re,r1_k3_a1_p1_s2_e3_i16_o24_se0.5_sw_sesw")
+TINY_TARGET = LatencyTarget(backend="onnxruntime", device="CPU", resolution=64)
+
+
+def uniform_mixnet(kernels: tuple[int, ...], expand: int):
+    """MixNet-S at width 0.5 and 10 classes with every block's kernels and expansion set."""
+    s = preset("mixnet_s")
+    blocks = tuple(g if g.expand_ratio == 1 else g.with_changes(kernel_sizes=kernels, expand_ratio=expand)
+                   for g in s.blocks)
+    return s.with_changes(blocks=blocks, width=0.5, num_classes=10)
+
+
+def test_profile_of_a_tiny_genome_has_sane_statistics() -> None:
+    result = measure_latency(TINY, TINY_TARGET, warmup=5, repeats=30)
+    assert not result.cached and result.repeats == 30
+    assert 0 < result.min_ms <= result.median_ms <= result.p90_ms
+    assert result.min_ms <= result.mean_ms
+    assert result.median_ms < 1000 and 0 <= result.cv < 5
+    env = result.env
+    assert env["backend"] == "onnxruntime" and env["device"] == "CPU" and env["threads"] == 1
+    assert env["mindspore"] and env["onnxruntime"] and env["warmup"] == 5
+    assert env["genome_key"] == TINY.key() and env["resolution"] == 64
+    d = result.to_dict()
+    assert {"median_ms", "p90_ms", "min_ms", "mean_ms", "cv", "repeats", "env", "cached"} <= set(d)
+
+
+def test_the_cache_returns_the_stored_result_without_measuring(tmp_path: Path) -> None:
+    cache = LatencyCache(tmp_path / "lat.sqlite")
+    first = measure_latency(TINY, TINY_TARGET, warmup=2, repeats=10, cache=cache)
+    assert not first.cached and len(cache) == 1
+    start = time.perf_counter()
+    second = measure_latency(TINY, TINY_TARGET, warmup=2, repeats=10, cache=cache)
+    elapsed = time.perf_counter() - start
+    assert second.cached and elapsed < 0.5
+    assert (second.median_ms, second.p90_ms, second.cv) == (first.median_ms, first.p90_ms, first.cv)
+    # the same genome on another target, or with more timed runs than stored, is not a hit
+    assert cache.get(TINY, LatencyTarget(resolution=96), env_key(first.env)) is None
+    assert cache.get(TINY, TINY_TARGET, env_key(first.env), min_repeats=50) is None
+    assert cache.get(TINY, TINY_TARGET, env_key(dict(first.env, onnxruntime="0.0"))) is None
+    # another process sees the same file
+    assert len(LatencyCache(tmp_path / "lat.sqlite")) == 1
+
+
+def _write_results(path: str, worker: int) -> None:
+    """Store 20 results for distinct genomes from one process."""
+    cache = LatencyCache(path)
+    for i in range(20):
+        genome = TINY.with_changes(num_classes=1000 + worker * 100 + i)
+        env = {"backend": "onnxruntime", "device": "CPU", "batch": 1, "resolution": 64, "threads": 1}
+        cache.put(genome, LatencyResult(1.0 + i, 1.1 + i, 0.9 + i, 1.0 + i, 0.01, 10, env))
+
+
+def test_the_cache_takes_concurrent_writers(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    LatencyCache(path)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_results, args=(path, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert len(LatencyCache(path)) == 80
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "mindspore"])
+def test_a_heavier_genome_measures_slower(backend: str) -> None:
+    target = LatencyTarget(backend=backend, device="CPU", resolution=64)
+    heavy = measure_latency(uniform_mixnet((3, 5, 7, 9, 11), 6), target, warmup=3, repeats=15)
+    light = measure_latency(uniform_mixnet((3,), 3), target, warmup=3, repeats=15)
+    assert heavy.median_ms > 1.3 * light.median_ms, (heavy.median_ms, light.median_ms)
+
+
+def test_two_profiles_of_one_genome_agree_within_5_percent() -> None:
+    a = measure_latency(TINY, TINY_TARGET, warmup=20, repeats=200)
+    b = measure_latency(TINY, TINY_TARGET, warmup=20, repeats=200)
+    assert abs(a.median_ms - b.median_ms) <= 0.05 * min(a.median_ms, b.median_ms), (a.median_ms, b.median_ms)
+
+
+@pytest.mark.parametrize("target, fragments", [
+    (LatencyTarget(backend="tensorrt"), ("unknown backend 'tensorrt'", "mindspore, onnxruntime, mindir")),
+    (LatencyTarget(device="TPU"), ("unknown device 'TPU'", "CPU, GPU, Ascend")),
+    (LatencyTarget(backend="mindspore", device="Ascend"), ("device 'Ascend' is not present", "available: CPU")),
+    (LatencyTarget(batch=0), ("batch 0",)),
+    (LatencyTarget(threads=0), ("threads 0",)),
+])
+def test_check_target_rejects_what_cannot_run_here(target: LatencyTarget, fragments: tuple[str, ...]) -> None:
+    with pytest.raises(UsageError) as info:
+        check_target(target)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_a_missing_onnxruntime_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(UsageError, match="needs the onnxruntime package"):
+        check_target(LatencyTarget())
+
+
+def test_mindir_on_an_absent_device_explains_the_offline_route(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="mindir export"):
+        measure_latency(TINY, LatencyTarget(backend="mindir", device="Ascend"),
+                        cache=LatencyCache(tmp_path / "c.sqlite"))
