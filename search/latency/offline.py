@@ -107,6 +107,8 @@ def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path"
                      repeats: int = DEFAULT_REPEATS, progress: bool = True) -> list[dict]:
     """On the device host: time every MindIR of a manifest with ``mindspore.load`` + GraphCell.
 
+    Returns the rows of the results CSV (as read back from it).
+
     The results CSV is rewritten (atomically) after each model, and models already in ``out``
     for the same environment are skipped, so an interrupted run resumes.
     """
@@ -133,7 +135,7 @@ def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path"
         result = time_runs(runner, warmup, repeats, dict(env, genome_key=model["key"]))
         rows.append(result_row(model["key"], model["genome"], result))
         write_results(out, rows)
-    return rows
+    return read_results(out) if out.is_file() else []
 
 
 def import_results(path: "str | Path", cache: LatencyCache) -> int:

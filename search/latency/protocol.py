@@ -1,4 +1,11 @@
-"""The measurement protocol shared by every backend: warm up, time each run between syncs, summarize."""
+"""The measurement protocol shared by every backend: warm up, time each run between syncs, summarize.
+
+The timed runs are split into rounds of at least ``MIN_ROUND_RUNS`` runs (at most
+``DEFAULT_ROUNDS``), each started by one untimed run. Load from other processes only ever adds
+time, so the statistics reported are those of the quietest round (lowest median); ``min_ms`` is
+over all runs, and the environment records the number of rounds and the median of all runs
+(``pooled_median_ms``). On a dedicated device the rounds agree and this is the plain median.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ from space.errors import UsageError
 
 DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 50
+DEFAULT_ROUNDS = 5
+MIN_ROUND_RUNS = 10
 MIN_REPEATS = 2
 
 
@@ -57,28 +66,40 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summarize(times_ms: list[float], env: dict) -> LatencyResult:
-    """Median, p90, min, mean and coefficient of variation (std/mean) of run times."""
-    ordered = sorted(times_ms)
-    mean = sum(ordered) / len(ordered)
-    std = math.sqrt(sum((t - mean) ** 2 for t in ordered) / len(ordered))
-    return LatencyResult(median_ms=percentile(ordered, 50), p90_ms=percentile(ordered, 90),
-                         min_ms=ordered[0], mean_ms=mean, cv=std / mean if mean > 0 else 0.0,
-                         repeats=len(ordered), env=env)
+def round_sizes(repeats: int, rounds: int = DEFAULT_ROUNDS) -> list[int]:
+    """How many timed runs each round gets: as many rounds as allow MIN_ROUND_RUNS each, at most ``rounds``."""
+    count = max(1, min(rounds, repeats // MIN_ROUND_RUNS))
+    return [repeats // count + (1 if i < repeats % count else 0) for i in range(count)]
+
+
+def summarize(rounds_ms: list[list[float]], env: dict) -> LatencyResult:
+    """Statistics of the quietest round (median, p90, mean, CV = std/mean), min over all runs."""
+    pooled = sorted(t for r in rounds_ms for t in r)
+    quiet = min((sorted(r) for r in rounds_ms), key=lambda r: percentile(r, 50))
+    mean = sum(quiet) / len(quiet)
+    std = math.sqrt(sum((t - mean) ** 2 for t in quiet) / len(quiet))
+    return LatencyResult(median_ms=percentile(quiet, 50), p90_ms=percentile(quiet, 90), min_ms=pooled[0],
+                         mean_ms=mean, cv=std / mean if mean > 0 else 0.0, repeats=len(pooled),
+                         env=dict(env, rounds=len(rounds_ms), pooled_median_ms=percentile(pooled, 50)))
+
+
+def timed_run(runner: Runner) -> float:
+    """One inference between two device synchronizations, in ms."""
+    runner.synchronize()
+    start = time.perf_counter()
+    runner.run()
+    runner.synchronize()
+    return (time.perf_counter() - start) * 1e3
 
 
 def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
               env: dict | None = None) -> LatencyResult:
-    """Run ``warmup`` untimed inferences, then time ``repeats`` with the device synchronized around each."""
+    """Run ``warmup`` untimed inferences, then time ``repeats`` in rounds, synchronized around each."""
     check_protocol(warmup, repeats)
     for _ in range(warmup):
         runner.run()
-    runner.synchronize()
-    times_ms = []
-    for _ in range(repeats):
-        runner.synchronize()
-        start = time.perf_counter()
+    rounds_ms = []
+    for size in round_sizes(repeats):
         runner.run()
-        runner.synchronize()
-        times_ms.append((time.perf_counter() - start) * 1e3)
-    return summarize(times_ms, dict(env or {}, warmup=warmup))
+        rounds_ms.append([timed_run(runner) for _ in range(size)])
+    return summarize(rounds_ms, dict(env or {}, warmup=warmup))

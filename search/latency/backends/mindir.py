@@ -24,4 +24,4 @@ def mindir_runner(path: Path, input_shape: tuple[int, ...], target: LatencyTarge
     import mindspore as ms
     from mindspore import nn
     configure_mindspore(target)
-    return GraphRunner(nn.GraphCell(ms.load(str(path))), input_shape)
+    return GraphRunner(nn.GraphCell(ms.load(str(path))), input_shape, target.device)

@@ -42,25 +42,35 @@ def random_input(input_shape: tuple[int, ...]) -> np.ndarray:
 
 
 class GraphRunner:
-    """A MindSpore cell (a network or a loaded MindIR GraphCell) and its bound input tensor."""
+    """A MindSpore cell (a network or a loaded MindIR GraphCell) and its bound input tensor.
 
-    def __init__(self, cell, input_shape: tuple[int, ...]) -> None:
+    On GPU and Ascend ``synchronize`` waits for every stream of the device; on the CPU, where
+    MindSpore has no stream API, it waits for the last output by reading it to the host.
+    """
+
+    def __init__(self, cell, input_shape: tuple[int, ...], device: str) -> None:
         import mindspore as ms
         self.cell = cell
         self.inputs = ms.Tensor(random_input(input_shape))
-        self.synchronize_device = ms.runtime.synchronize
+        self.output = None
+        self.on_cpu = device == "CPU"
+        self.synchronize_streams = ms.runtime.synchronize
 
     def run(self) -> None:
         """Launch one inference."""
-        self.cell(self.inputs)
+        self.output = self.cell(self.inputs)
 
     def synchronize(self) -> None:
-        """Wait for every stream of the device."""
-        self.synchronize_device()
+        """Block until the device has finished everything launched so far."""
+        if not self.on_cpu:
+            self.synchronize_streams()
+        elif self.output is not None:
+            first = self.output[0] if isinstance(self.output, (tuple, list)) else self.output
+            first.asnumpy()
 
 
 def graph_runner(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> GraphRunner:
     """A runner for ``cell`` in graph mode on the target device (compiled on first run)."""
     configure_mindspore(target)
     cell.set_train(False)
-    return GraphRunner(cell, input_shape)
+    return GraphRunner(cell, input_shape, target.device)
