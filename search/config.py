@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "space": "configs/space/mixnet_s.yaml",
     "data": {"dataset": "digits", "data_dir": "runs/data/digits", "size": 32, "classes": None,
              "images_per_class": None, "holdout": 0.2, "seed": 0},
-    "proxy": {"config": "configs/train/digits.yaml", "width": None, "overrides": {}},
+    "proxy": {"config": "configs/train/digits.yaml", "overrides": {}},
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
                 "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "threads": None,
                 "lut": None, "cache": None},
@@ -136,9 +136,6 @@ def validate(doc: dict, source: str) -> None:
     holdout = doc["data"]["holdout"]
     if not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
         raise UsageError(f"{source}: data.holdout {holdout!r} - must be a fraction in (0, 1)")
-    width = doc["proxy"]["width"]
-    if width is not None and (not isinstance(width, (int, float)) or not 0 < width <= 4):
-        raise UsageError(f"{source}: proxy.width {width!r} - must be a number in (0, 4] or null")
     if doc["mode"] == "mnas":
         target = doc["mnas"]["target_ms"]
         if not isinstance(target, (int, float)) or target <= 0:

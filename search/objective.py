@@ -104,8 +104,7 @@ class Evaluator:
         return ev
 
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
-        """Proxy-train ``genome`` and return its held-out top-1 accuracy (a fraction)."""
-        proxy_genome = genome.with_changes(width=self.cfg.proxy["width"]) if self.cfg.proxy["width"] else genome
+        """Proxy-train ``genome`` (the recipe may narrow it with ``width``); held-out top-1 as a fraction."""
         epochs = int(self.train_cfg.epoch_size)
 
         def on_epoch(epoch: int, metrics: dict) -> None:
@@ -113,20 +112,15 @@ class Evaluator:
             if self.on_epoch is not None:
                 self.on_epoch(epoch + 1, epochs)
             if self.cfg.mode == "mnas":
-                trial.report(mnas_reward(to_fraction(metrics["top1"]), ev.latency_ms, **self.cfg.mnas), epoch)
+                trial.report(mnas_reward(metrics["top1"] / 100.0, ev.latency_ms, **self.cfg.mnas), epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
-        result = self.train_fn(self.train_cfg, proxy_genome, on_epoch=on_epoch, progress=False,
+        result = self.train_fn(self.train_cfg, genome, on_epoch=on_epoch, progress=False,
                                save_checkpoints=False)
         trial.set_user_attr("train_seconds", round(float(result.seconds), 2))
         trial.set_user_attr("images_per_second", round(float(result.images_per_second), 2))
-        return to_fraction(result.final_top1)
-
-
-def to_fraction(top1: float) -> float:
-    """Top-1 as a fraction in [0, 1] (the trainer reports percent)."""
-    return float(top1) / 100.0 if top1 > 1.0 else float(top1)
+        return float(result.final_top1) / 100.0
 
 
 def is_surplus(trial: optuna.Trial, target: int) -> bool:

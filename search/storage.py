@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 from space.errors import UsageError
@@ -51,7 +51,7 @@ def open_storage(url: str, heartbeat: bool = True) -> optuna.storages.BaseStorag
             extra = {}
             if heartbeat:
                 extra = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD,
-                         "failed_trial_callback": RetryFailedTrialCallback(max_retry=1)}
+                         "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
             engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {"pool_pre_ping": True}
             return RDBStorage(url, engine_kwargs=engine, **extra)
     except UsageError:

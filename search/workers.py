@@ -10,7 +10,7 @@ import os
 import socket
 
 import optuna
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 RETRY_ATTR = "retry_of"
@@ -38,8 +38,8 @@ def is_alive(worker: str) -> bool:
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Fail RUNNING trials whose worker on this host died, and enqueue each genome once more.
 
-    Like Optuna's heartbeat with ``RetryFailedTrialCallback(max_retry=1)``: a trial that is itself
-    a retry is not retried again.
+    Like Optuna's heartbeat with ``RetryHeartbeatStaleTrialCallback(max_retry=1)``: a trial that
+    is itself a retry is not retried again.
     """
     failed = []
     storage = study._storage
@@ -51,7 +51,8 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         except RuntimeError:
             continue
         failed.append(t.number)
-        first_time = RETRY_ATTR not in t.user_attrs and RetryFailedTrialCallback.retried_trial_number(t) is None
+        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None
+        first_time = RETRY_ATTR not in t.user_attrs and not retried
         if first_time and t.params:
             attrs = {RETRY_ATTR: t.number, **({"baseline": True} if t.user_attrs.get("baseline") else {})}
             study.enqueue_trial(t.params, user_attrs=attrs)
