@@ -51,7 +51,7 @@ def test_the_lut_has_every_choice_of_every_layer_and_fixed_terms(built: dict) ->
     assert {p[2] for p in parts if p[:2] == ("layer", 2)} == {"k3_e3", "k3_e6", "k3.5.7_e3", "k3.5.7_e6"}
     assert [p[0] for p in parts].count("network") == 3
     assert ("head", -1, "fixed") in parts and ("classifier", -1, "fixed") in parts
-    assert all(e.median_ms > 0 and e.repeats == 20 for e in table.entries)
+    assert all(e.median_ms > 0 and e.repeats >= 20 for e in table.entries)
     layer2 = {e.option: e for e in table.entries if e.layer == 2}
     assert layer2["k3_e3"].in_shape == "16x16x16"
     assert table.meta["env"]["onnxruntime"] and table.meta["target"]["resolution"] == 64

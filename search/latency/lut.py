@@ -8,8 +8,8 @@ protocol, then one row per measured part:
 * ``network``: a whole calibration genome (``option`` is its canonical form), measured end to end.
 
 A genome's raw prediction is the sum of its stem, layer and head terms. The calibration rows fit
-``measured = scale * raw + offset`` (least squares on relative error), which absorbs the per-call
-overhead counted once per part in the sum and the cross-block effects it misses.
+``measured = scale * raw + offset`` (a robust Theil-Sen line), which absorbs the per-call
+overhead counted once per part in the sum and the cross-block effects (cache, fusion) it misses.
 """
 
 from __future__ import annotations
@@ -77,13 +77,20 @@ def space_from_document(doc: dict) -> SearchSpace:
 
 
 def fit_correction(raw: list[float], measured: list[float]) -> tuple[float, float]:
-    """``(scale, offset)`` minimizing the relative error of ``scale * raw + offset``; identity without data."""
-    if len(raw) < 2:
-        return (measured[0] / raw[0], 0.0) if raw else (1.0, 0.0)
-    x, y = np.asarray(raw, float), np.asarray(measured, float)
-    design = np.stack([x / y, 1.0 / y], axis=1)
-    (scale, offset), *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
-    return float(scale), float(offset)
+    """``(scale, offset)`` of the Theil-Sen line ``measured = scale * raw + offset``.
+
+    The median of pairwise slopes and the median intercept: a few calibration genomes measured
+    during a burst of load do not tilt the line. One point gives a ratio; none the identity.
+    """
+    if not raw:
+        return 1.0, 0.0
+    slopes = [(measured[j] - measured[i]) / (raw[j] - raw[i])
+              for i in range(len(raw)) for j in range(i + 1, len(raw)) if raw[j] != raw[i]]
+    if not slopes:
+        return float(np.median(np.asarray(measured) / np.asarray(raw))), 0.0
+    scale = float(np.median(slopes))
+    offset = float(np.median([m - scale * r for r, m in zip(raw, measured)]))
+    return scale, offset
 
 
 class LatencyTable:

@@ -2,9 +2,13 @@
 
 The timed runs are split into rounds of at least ``MIN_ROUND_RUNS`` runs (at most
 ``DEFAULT_ROUNDS``), each started by one untimed run. Load from other processes only ever adds
-time, so the statistics reported are those of the quietest round (lowest median); ``min_ms`` is
-over all runs, and the environment records the number of rounds and the median of all runs
-(``pooled_median_ms``). On a dedicated device the rounds agree and this is the plain median.
+time, so the statistics reported are those of the quietest round (lowest median). While the two
+quietest rounds differ by more than ``STABLE_SPREAD``, more rounds of the same size are run, for
+up to ``EXTRA_TIME_FACTOR`` times the duration of the first rounds (at most ``MAX_EXTRA_S``
+seconds), so that a burst of load shorter than that is waited out. ``min_ms`` is
+over all runs and ``repeats`` counts all timed runs; the environment records the rounds, whether
+the two quietest rounds agreed (``stable``) and the median of all runs (``pooled_median_ms``). On a dedicated
+device the first rounds agree and the result is the plain median of ``repeats`` runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 50
 DEFAULT_ROUNDS = 5
 MIN_ROUND_RUNS = 10
+EXTRA_TIME_FACTOR = 10.0
+MAX_EXTRA_S = 30.0
+STABLE_SPREAD = 0.03
 MIN_REPEATS = 2
 
 
@@ -72,6 +79,14 @@ def round_sizes(repeats: int, rounds: int = DEFAULT_ROUNDS) -> list[int]:
     return [repeats // count + (1 if i < repeats % count else 0) for i in range(count)]
 
 
+def stable(rounds_ms: list[list[float]]) -> bool:
+    """True with one round, or when the two lowest round medians differ by at most STABLE_SPREAD."""
+    if len(rounds_ms) < 2:
+        return True
+    low, second = sorted(percentile(sorted(r), 50) for r in rounds_ms)[:2]
+    return second <= low * (1 + STABLE_SPREAD)
+
+
 def summarize(rounds_ms: list[list[float]], env: dict) -> LatencyResult:
     """Statistics of the quietest round (median, p90, mean, CV = std/mean), min over all runs."""
     pooled = sorted(t for r in rounds_ms for t in r)
@@ -80,7 +95,8 @@ def summarize(rounds_ms: list[list[float]], env: dict) -> LatencyResult:
     std = math.sqrt(sum((t - mean) ** 2 for t in quiet) / len(quiet))
     return LatencyResult(median_ms=percentile(quiet, 50), p90_ms=percentile(quiet, 90), min_ms=pooled[0],
                          mean_ms=mean, cv=std / mean if mean > 0 else 0.0, repeats=len(pooled),
-                         env=dict(env, rounds=len(rounds_ms), pooled_median_ms=percentile(pooled, 50)))
+                         env=dict(env, rounds=len(rounds_ms), stable=stable(rounds_ms),
+                                  pooled_median_ms=percentile(pooled, 50)))
 
 
 def timed_run(runner: Runner) -> float:
@@ -98,8 +114,14 @@ def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAU
     check_protocol(warmup, repeats)
     for _ in range(warmup):
         runner.run()
-    rounds_ms = []
-    for size in round_sizes(repeats):
+    sizes = round_sizes(repeats)
+    rounds_ms: list[list[float]] = []
+    start = time.perf_counter()
+    for size in sizes:
         runner.run()
         rounds_ms.append([timed_run(runner) for _ in range(size)])
+    deadline = time.perf_counter() + min(MAX_EXTRA_S, EXTRA_TIME_FACTOR * (time.perf_counter() - start))
+    while len(sizes) > 1 and not stable(rounds_ms) and time.perf_counter() < deadline:
+        runner.run()
+        rounds_ms.append([timed_run(runner) for _ in range(sizes[-1])])
     return summarize(rounds_ms, dict(env or {}, warmup=warmup))
