@@ -11,7 +11,7 @@ from typing import Sequence
 from mixnet.quiet import quiet_mindspore
 from space.errors import UsageError
 
-COMMAND_MODULES = ("space.commands", "search.commands", "search.latency.commands")
+COMMAND_MODULES = ("space.commands", "search.commands", "search.latency.commands", "trainer.commands")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,53 @@
+"""The network to train: a MixNet from the ``model`` preset or a genome, with the config's overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mindspore as ms
+from mindspore import nn
+
+from mixnet import MixNet, apply_overrides, create_model
+from space import PRESETS, Genome, parse_genome
+from space.errors import UsageError
+
+MINDCV_DROPOUT = 0.2
+
+
+def resolve_genome(cfg: Any, genome: "Genome | str | None", num_classes: int) -> Genome:
+    """The genome to build: ``genome`` (argument) or ``cfg.genome`` or the ``cfg.model`` preset.
+
+    A preset is built as MindCV builds it (ReLU inside SE, dropout 0.2 unless ``drop_rate`` says
+    otherwise); a genome keeps its own SE activation and dropout. ``width``, ``drop_rate``,
+    ``se_act`` and ``num_classes`` then override.
+    """
+    spec = genome if genome is not None else cfg.genome
+    if spec is None:
+        if cfg.model not in PRESETS:
+            raise UsageError(f"model '{cfg.model}' - this trainer builds MixNets: {', '.join(PRESETS)}; "
+                             "or give a genome with --genome SPEC")
+        base = PRESETS[cfg.model]
+        se_act = cfg.se_act or "relu"
+        dropout = MINDCV_DROPOUT if cfg.drop_rate is None else cfg.drop_rate
+    else:
+        base = parse_genome(spec)
+        se_act = cfg.se_act
+        dropout = cfg.drop_rate
+    return apply_overrides(base, width=cfg.width, dropout=dropout, se_act=se_act, num_classes=num_classes)
+
+
+def build_network(genome: Genome, in_channels: int) -> MixNet:
+    """A freshly initialized MixNet of ``genome``."""
+    return create_model(genome, in_channels=in_channels)
+
+
+def apply_amp(cell: nn.Cell, level: str) -> nn.Cell:
+    """``cell`` under automatic mixed precision ``level``, its parameter names left unchanged."""
+    if level == "O0":
+        return cell
+    names = {id(p): p.name for p in cell.get_parameters()}
+    wrapped = ms.amp.auto_mixed_precision(cell, level)
+    for p in wrapped.get_parameters():
+        if id(p) in names:
+            p.name = names[id(p)]
+    return wrapped
