@@ -41,9 +41,9 @@ class MetricsLog:
 
 
 def _fmt(value: Any) -> str:
-    """A CSV cell: floats with 6 significant digits, None as empty."""
+    """A CSV cell: floats with 10 significant digits, None as empty."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.10g}"
     return str(value)
