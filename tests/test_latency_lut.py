@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_user_error, run_cli
-from search.latency import LatencyTable, LatencyTarget
+from search.latency import LatencyTable
 from search.latency.accuracy import check_lut, kendall_tau, scores
 from search.latency.lut import fit_correction
 from space.errors import UsageError

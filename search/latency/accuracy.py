@@ -10,8 +10,10 @@ from space.genome import Genome
 
 from .cache import LatencyCache
 from .lut import LatencyTable
-from .measure import measure_latency
+from .measure import measure_genomes
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP
+
+DEFAULT_CHECK_PASSES = 3
 
 HISTOGRAM_EDGES = (-10.0, -5.0, -2.0, 2.0, 5.0, 10.0)
 DEFAULT_CHECK_SEED = 1
@@ -73,25 +75,30 @@ def held_out_genomes(table: LatencyTable, count: int, seed: int) -> list[Genome]
 
 def check_lut(table: LatencyTable, count: int, seed: int = DEFAULT_CHECK_SEED,
               cache: LatencyCache | None = None, warmup: int = DEFAULT_WARMUP,
-              repeats: int = DEFAULT_REPEATS, progress: bool = True) -> dict:
+              repeats: int = DEFAULT_REPEATS, progress: bool = True,
+              passes: int = DEFAULT_CHECK_PASSES) -> dict:
     """Measure ``count`` held-out genomes on the LUT's target and score the prediction.
 
-    The top-level scores are for the corrected prediction; ``uncorrected`` holds those of the
-    plain sum, and ``genomes`` one row per genome.
+    Measured and predicted values are the table's statistic (median or min); the genomes are
+    timed in ``passes`` (the quietest kept, see ``measure``). The top-level
+    scores are for the corrected prediction; ``uncorrected`` holds those of the plain sum, and
+    ``genomes`` one row per genome.
     """
     from tqdm import tqdm
 
     genomes = held_out_genomes(table, count, seed)
+    with tqdm(total=len(genomes), desc="lut check", unit="genome", file=sys.stderr, disable=not progress,
+              dynamic_ncols=True) as bar:
+        results = measure_genomes(genomes, table.target, warmup, repeats, cache, passes, bar.update)
     rows = []
-    for genome in tqdm(genomes, desc="lut check", unit="genome", file=sys.stderr, disable=not progress,
-                       dynamic_ncols=True):
-        result = measure_latency(genome, table.target, warmup, repeats, cache)
-        rows.append({"genome": genome.to_string(), "measured_ms": result.median_ms,
-                     "predicted_ms": table.predict(genome), "raw_ms": table.predict_raw(genome)})
+    for genome, result in zip(genomes, results):
+        rows.append({"genome": genome.to_string(), "measured_ms": getattr(result, f"{table.statistic}_ms"),
+                     "predicted_ms": table.predict(genome), "raw_ms": table.predict_raw(genome),
+                     "cv": result.cv, "stable": result.env.get("stable")})
     measured = [r["measured_ms"] for r in rows]
     report = scores(measured, [r["predicted_ms"] for r in rows])
     scale, offset = table.correction
-    report.update(seed=seed, correction={"scale": scale, "offset_ms": offset,
+    report.update(seed=seed, statistic=table.statistic, correction={"scale": scale, "offset_ms": offset,
                                          "calibration_genomes": len(table.calibration)},
                   uncorrected=scores(measured, [r["raw_ms"] for r in rows]), genomes=rows)
     return report

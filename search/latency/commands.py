@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--space", required=True, help="search-space YAML file the LUT must be built for")
     c.add_argument("--genomes", type=int, required=True, help="number of held-out genomes")
     c.add_argument("--seed", type=int, default=1, help="seed of the held-out genomes (default 1)")
+    add_statistic_arg(c)
     add_expected_target_args(c)
     add_protocol_args(c)
     add_cache_args(c)
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("spec", help="genome: preset, one-line genome or genome file")
     r.add_argument("--lut", required=True, help="LUT CSV")
     r.add_argument("--space", help="search-space YAML file the LUT must be built for")
+    add_statistic_arg(r)
     add_expected_target_args(r)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=run_lut_predict)
@@ -119,6 +121,12 @@ def add_expected_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="fail unless the LUT was built for this device")
     p.add_argument("--batch", type=int, help="fail unless the LUT was built for this batch size")
     p.add_argument("--resolution", type=int, help="fail unless the LUT was built for this resolution")
+
+
+def add_statistic_arg(p: argparse.ArgumentParser) -> None:
+    """--statistic median|min."""
+    p.add_argument("--statistic", default="median",
+                   help="median (default) or min: the measured value the LUT predicts")
 
 
 def add_protocol_args(p: argparse.ArgumentParser) -> None:
@@ -195,7 +203,7 @@ def run_lut_build(args: argparse.Namespace) -> int:
 def load_checked_table(args: argparse.Namespace, space: SearchSpace | None):
     """The LUT of ``--lut``, checked against --space and the expected target flags."""
     from .lut import LatencyTable
-    table = LatencyTable.load(args.lut)
+    table = LatencyTable.load(args.lut, args.statistic)
     table.ensure_matches(space, backend=args.backend, device=device_name(args.device), batch=args.batch,
                          resolution=args.resolution)
     return table
@@ -214,7 +222,7 @@ def run_lut_check(args: argparse.Namespace) -> int:
         return 0
     raw = report["uncorrected"]
     print(f"{report['n']} held-out genomes on {table.target.backend}/{table.target.device} at "
-          f"{table.target.resolution}")
+          f"{table.target.resolution} ({table.statistic} latency)")
     for name, scores in (("corrected", report), ("plain sum", raw)):
         print(f"{name:>10}: within +-10% {100 * scores['within_10pct']:.1f}%  MAPE {scores['mape']:.2f}%  "
               f"Kendall tau {scores['kendall_tau']:.3f}")
@@ -230,6 +238,7 @@ def run_lut_predict(args: argparse.Namespace) -> int:
     predicted, raw = table.predict(genome), table.predict_raw(genome)
     if args.json:
         print(json.dumps({"predicted_ms": predicted, "raw_ms": raw, "key": genome.key(),
+                          "statistic": table.statistic,
                           **{k: v for k, v in table.target.to_dict().items() if k != "device_id"}}))
         return 0
     print(f"{predicted:.3f} ms predicted (plain sum {raw:.3f} ms) on {table.target.backend}/"

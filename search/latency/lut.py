@@ -33,7 +33,7 @@ from .target import LatencyTarget
 
 MAGIC = "# mixnas-lut "
 FORMAT_VERSION = 1
-FIXED_PARTS = ("stem", "head", "classifier")
+STATISTICS = ("median", "min")
 
 
 @dataclass(frozen=True)
@@ -94,20 +94,29 @@ def fit_correction(raw: list[float], measured: list[float]) -> tuple[float, floa
 
 
 class LatencyTable:
-    """A LUT for one space and target; ``predict`` gives a genome's latency in ms."""
+    """A LUT for one space and target; ``predict`` gives a genome's latency in ms.
 
-    def __init__(self, meta: dict, entries: list[LutEntry]) -> None:
+    ``statistic`` picks which measured value the terms and the correction use: ``median`` (the
+    protocol's latency, the default) or ``min`` (the fastest run: less sensitive to load from
+    other processes on a shared host).
+    """
+
+    def __init__(self, meta: dict, entries: list[LutEntry], statistic: str = "median") -> None:
+        if statistic not in STATISTICS:
+            raise UsageError(f"unknown statistic '{statistic}' - allowed: {', '.join(STATISTICS)}")
         self.meta = meta
         self.entries = entries
+        self.statistic = statistic
         self.space = space_from_document(meta["space"])
         self.target = LatencyTarget(**meta["target"])
-        self.terms = {(e.part, e.layer, e.option): e.median_ms for e in entries if e.part != "network"}
+        column = f"{statistic}_ms"
+        self.terms = {(e.part, e.layer, e.option): getattr(e, column) for e in entries if e.part != "network"}
         self.calibration = [e for e in entries if e.part == "network"]
         raw = [self.predict_raw(parse_genome(e.option)) for e in self.calibration]
-        self.correction = fit_correction(raw, [e.median_ms for e in self.calibration])
+        self.correction = fit_correction(raw, [getattr(e, column) for e in self.calibration])
 
     @classmethod
-    def load(cls, path: "str | Path") -> "LatencyTable":
+    def load(cls, path: "str | Path", statistic: str = "median") -> "LatencyTable":
         """Read a LUT CSV; a missing or malformed file is a UsageError."""
         path = Path(path)
         if not path.is_file():
@@ -128,7 +137,7 @@ class LatencyTable:
         if meta.get("version") != FORMAT_VERSION:
             raise UsageError(f"LUT file '{path}' has format version {meta.get('version')!r}; "
                              f"this MixNAS reads version {FORMAT_VERSION}")
-        return cls(meta, entries)
+        return cls(meta, entries, statistic)
 
     def to_csv(self) -> str:
         """The CSV text: the metadata line, the header, one row per entry."""

@@ -18,11 +18,12 @@ from space.search_space import Dimension, SearchSpace
 from .cache import LatencyCache
 from .environment import environment
 from .lut import FORMAT_VERSION, LatencyTable, LutEntry, option_label, space_document
-from .measure import measure_cell, measure_latency
+from .measure import measure_cells, measure_genomes
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, check_protocol
 from .target import LatencyTarget, check_target
 
 DEFAULT_CALIBRATION = 10
+DEFAULT_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,12 @@ def entry(part: str, layer: int, option: str, in_shape: tuple[int, ...], result:
 def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", progress: bool = True,
               warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
               calibrate: int = DEFAULT_CALIBRATION, seed: int = 0,
-              cache: LatencyCache | None = None) -> LatencyTable:
+              cache: LatencyCache | None = None, passes: int = DEFAULT_PASSES) -> LatencyTable:
     """Measure the LUT of ``space`` on ``target`` and write it to ``out`` (CSV, atomically).
 
     ``calibrate`` random genomes (seed ``seed``) are also measured end to end to fit the linear
-    correction; whole-network measurements go through ``cache`` when one is given.
+    correction; whole-network measurements go through ``cache`` when one is given. Parts and
+    genomes are timed in ``passes`` (the quietest kept; see ``measure``).
     """
     from tqdm import tqdm
 
@@ -129,22 +131,18 @@ def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", prog
     env = environment(target)
     parts = lut_parts(space, target.resolution)
     genomes = calibration_genomes(space, calibrate, seed)
-    entries: list[LutEntry] = []
     with tqdm(total=len(parts) + len(genomes), desc="lut build", unit="part", file=sys.stderr,
               disable=not progress, dynamic_ncols=True) as bar:
-        for part in parts:
-            bar.set_postfix_str(f"{part.part} {part.layer} {part.option}", refresh=False)
-            shape = (target.batch,) + tuple(part.in_shape)
-            result = measure_cell(part.build(), shape, target, warmup, repeats, env)
-            entries.append(entry(part.part, part.layer, part.option, part.in_shape, result))
-            bar.update()
-        for genome in genomes:
-            bar.set_postfix_str(f"network {genome.key()}", refresh=False)
-            result = measure_latency(genome, target, warmup, repeats, cache)
-            entries.append(entry("network", -1, genome.to_string(), target.input_shape[1:], result))
-            bar.update()
+        shapes = [(target.batch,) + tuple(p.in_shape) for p in parts]
+        results = measure_cells([p.build for p in parts], shapes, [env] * len(parts), target, warmup, repeats,
+                                passes, bar.update)
+        bar.set_postfix_str("whole genomes", refresh=False)
+        networks = measure_genomes(genomes, target, warmup, repeats, cache, passes, bar.update)
+    entries = [entry(p.part, p.layer, p.option, p.in_shape, r) for p, r in zip(parts, results)]
+    entries += [entry("network", -1, g.to_string(), target.input_shape[1:], r) for g, r in zip(genomes, networks)]
     meta = {"format": "mixnas-lut", "version": FORMAT_VERSION, "space": space_document(space),
-            "target": target.to_dict(), "env": env, "protocol": {"warmup": warmup, "repeats": repeats},
+            "target": target.to_dict(), "env": env,
+            "protocol": {"warmup": warmup, "repeats": repeats, "passes": passes},
             "calibration": {"count": len(genomes), "seed": seed},
             "build_s": round(time.perf_counter() - started, 1),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

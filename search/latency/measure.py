@@ -1,9 +1,15 @@
-"""``measure_latency``: one genome end to end on a target, through the cache when one is given."""
+"""``measure_latency``: genomes end to end on a target, through the cache when one is given.
+
+Several models measured together can be timed in ``passes``: each model is timed right after it
+is built, and again after all of them are, and the quietest pass (lowest median) is kept, so a
+stretch of load from other processes inflates one pass of a model rather than its result.
+"""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Callable, Sequence
 
 from space.errors import UsageError
 from space.genome import Genome
@@ -11,16 +17,34 @@ from space.genome import Genome
 from .backends import prepare_runner
 from .cache import LatencyCache
 from .environment import env_key, environment
-from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, check_protocol, time_runs
+from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, Runner, check_protocol, quietest, time_runs
 from .target import LatencyTarget, check_available, validate_target
 
 
-def measure_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget, warmup: int, repeats: int,
-                 env: dict) -> LatencyResult:
-    """Time a MindSpore cell fed ``input_shape`` on the target with the shared protocol."""
+def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> Runner:
+    """A runner for a MindSpore cell fed ``input_shape`` (exported files are gone once it is loaded)."""
     with tempfile.TemporaryDirectory(prefix="mixnas-latency-") as workdir:
-        runner = prepare_runner(cell, input_shape, target, Path(workdir))
-        return time_runs(runner, warmup, repeats, env)
+        return prepare_runner(cell, input_shape, target, Path(workdir))
+
+
+def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence[tuple[int, ...]],
+                  envs: Sequence[dict], target: LatencyTarget, warmup: int, repeats: int, passes: int = 1,
+                  step: Callable[[], None] = lambda: None) -> list[LatencyResult]:
+    """Build, prepare and time each cell (``step`` after each), then time them all ``passes - 1`` more times.
+
+    Runners are kept alive between passes only when ``passes > 1``.
+    """
+    runners: list[Runner | None] = []
+    results: list[list[LatencyResult]] = []
+    for build, shape, env in zip(builds, input_shapes, envs):
+        runner = prepare_cell(build(), shape, target)
+        results.append([time_runs(runner, warmup, repeats, env)])
+        runners.append(runner if passes > 1 else None)
+        step()
+    for _ in range(passes - 1):
+        for runner, runs, env in zip(runners, results, envs):
+            runs.append(time_runs(runner, warmup, repeats, env))
+    return [quietest(runs) for runs in results]
 
 
 def imported_result(genome: Genome, target: LatencyTarget, cache: LatencyCache | None,
@@ -32,6 +56,41 @@ def imported_result(genome: Genome, target: LatencyTarget, cache: LatencyCache |
     raise UsageError(f"{absent}; for offline measurement run 'search.py mindir export', measure the "
                      "manifest on the device host with 'search.py mindir measure', then 'search.py "
                      "mindir import' the results into the cache") from None
+
+
+def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
+                    repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None, passes: int = 1,
+                    step: Callable[[], None] = lambda: None) -> list[LatencyResult]:
+    """Latency of each genome (as given, its classes included) at the target's batch and resolution.
+
+    Cached results with at least ``repeats`` runs on the same target and environment are returned
+    without touching the device; the others are measured in ``passes`` and stored.
+    """
+    validate_target(target)
+    check_protocol(warmup, repeats)
+    check_available(target)
+    base_env = environment(target)
+    found: dict[str, LatencyResult] = {}
+    todo: dict[str, Genome] = {}
+    for genome in genomes:
+        hit = cache.get(genome, target, env_key(base_env), min_repeats=repeats) if cache is not None else None
+        if hit is not None:
+            found[genome.key()] = hit
+            step()
+        else:
+            todo.setdefault(genome.key(), genome)
+    from mixnet import create_model
+
+    def builder(genome: Genome) -> Callable[[], object]:
+        return lambda: create_model(genome)
+
+    measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
+                             [dict(base_env, genome_key=k) for k in todo], target, warmup, repeats, passes, step)
+    for genome, result in zip(todo.values(), measured):
+        if cache is not None:
+            cache.put(genome, result)
+        found[genome.key()] = result
+    return [found[g.key()] for g in genomes]
 
 
 def measure_latency(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
@@ -50,15 +109,4 @@ def measure_latency(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT
         if target.backend != "mindir":
             raise
         return imported_result(genome, target, cache, absent)
-    env = dict(environment(target), genome_key=genome.key())
-    if cache is not None:
-        hit = cache.get(genome, target, env_key(env), min_repeats=repeats)
-        if hit is not None:
-            return hit
-    from mixnet import create_model
-    net = create_model(genome)
-    net.set_train(False)
-    result = measure_cell(net, target.input_shape, target, warmup, repeats, env)
-    if cache is not None:
-        cache.put(genome, result)
-    return result
+    return measure_genomes([genome], target, warmup, repeats, cache)[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from space.errors import UsageError
@@ -125,3 +125,12 @@ def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAU
         runner.run()
         rounds_ms.append([timed_run(runner) for _ in range(sizes[-1])])
     return summarize(rounds_ms, dict(env or {}, warmup=warmup))
+
+
+def quietest(results: list[LatencyResult]) -> LatencyResult:
+    """Of measurements of one model taken at different times (passes), the one with the lowest median."""
+    best = min(results, key=lambda r: r.median_ms)
+    if len(results) == 1:
+        return best
+    return replace(best, env=dict(best.env, passes=len(results),
+                                  pass_medians_ms=[round(r.median_ms, 6) for r in results]))
