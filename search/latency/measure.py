@@ -17,7 +17,8 @@ from space.genome import Genome
 from .backends import prepare_runner
 from .cache import LatencyCache
 from .environment import env_key, environment
-from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, Runner, check_protocol, quietest, time_runs
+from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_EXTRA_S, LatencyResult, Runner, check_protocol,
+                       quietest, time_runs)
 from .target import LatencyTarget, check_available, validate_target
 
 
@@ -29,21 +30,22 @@ def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> R
 
 def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence[tuple[int, ...]],
                   envs: Sequence[dict], target: LatencyTarget, warmup: int, repeats: int, passes: int = 1,
-                  step: Callable[[], None] = lambda: None) -> list[LatencyResult]:
+                  step: Callable[[], None] = lambda: None, min_extra_s: float = MIN_EXTRA_S) -> list[LatencyResult]:
     """Build, prepare and time each cell (``step`` after each), then time them all ``passes - 1`` more times.
 
-    Runners are kept alive between passes only when ``passes > 1``.
+    Runners are kept alive between passes only when ``passes > 1``; ``min_extra_s`` is passed
+    to ``time_runs``.
     """
     runners: list[Runner | None] = []
     results: list[list[LatencyResult]] = []
     for build, shape, env in zip(builds, input_shapes, envs):
         runner = prepare_cell(build(), shape, target)
-        results.append([time_runs(runner, warmup, repeats, env)])
+        results.append([time_runs(runner, warmup, repeats, env, min_extra_s)])
         runners.append(runner if passes > 1 else None)
         step()
     for _ in range(passes - 1):
         for runner, runs, env in zip(runners, results, envs):
-            runs.append(time_runs(runner, warmup, repeats, env))
+            runs.append(time_runs(runner, warmup, repeats, env, min_extra_s))
     return [quietest(runs) for runs in results]
 
 
@@ -60,11 +62,13 @@ def imported_result(genome: Genome, target: LatencyTarget, cache: LatencyCache |
 
 def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
                     repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None, passes: int = 1,
-                    step: Callable[[], None] = lambda: None) -> list[LatencyResult]:
+                    step: Callable[[], None] = lambda: None, min_extra_s: float = MIN_EXTRA_S
+                    ) -> list[LatencyResult]:
     """Latency of each genome (as given, its classes included) at the target's batch and resolution.
 
     Cached results with at least ``repeats`` runs on the same target and environment are returned
-    without touching the device; the others are measured in ``passes`` and stored.
+    without touching the device; the others are measured in ``passes`` and stored
+    (``min_extra_s``: see ``time_runs``).
     """
     validate_target(target)
     check_protocol(warmup, repeats)
@@ -82,10 +86,12 @@ def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: in
     from mixnet import create_model
 
     def builder(genome: Genome) -> Callable[[], object]:
+        """A function that builds the genome's network."""
         return lambda: create_model(genome)
 
     measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
-                             [dict(base_env, genome_key=k) for k in todo], target, warmup, repeats, passes, step)
+                             [dict(base_env, genome_key=k) for k in todo], target, warmup, repeats, passes, step,
+                             min_extra_s)
     for genome, result in zip(todo.values(), measured):
         if cache is not None:
             cache.put(genome, result)

@@ -4,8 +4,9 @@ The timed runs are split into rounds of at least ``MIN_ROUND_RUNS`` runs (at mos
 ``DEFAULT_ROUNDS``), each started by one untimed run. Load from other processes only ever adds
 time, so the statistics reported are those of the quietest round (lowest median). While the two
 quietest rounds differ by more than ``STABLE_SPREAD``, more rounds of the same size are run, for
-up to ``EXTRA_TIME_FACTOR`` times the duration of the first rounds (at most ``MAX_EXTRA_S``
-seconds), so that a burst of load shorter than that is waited out. ``min_ms`` is
+up to ``EXTRA_TIME_FACTOR`` times the duration of the first rounds but at least ``min_extra_s``
+(default ``MIN_EXTRA_S``) and at most ``MAX_EXTRA_S`` seconds, so that a burst of load shorter
+than that is waited out. ``min_ms`` is
 over all runs and ``repeats`` counts all timed runs; the environment records the rounds, whether
 the two quietest rounds agreed (``stable``) and the median of all runs (``pooled_median_ms``). On a dedicated
 device the first rounds agree and the result is the plain median of ``repeats`` runs.
@@ -24,7 +25,8 @@ DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 50
 DEFAULT_ROUNDS = 5
 MIN_ROUND_RUNS = 10
-EXTRA_TIME_FACTOR = 10.0
+EXTRA_TIME_FACTOR = 4.0
+MIN_EXTRA_S = 5.0
 MAX_EXTRA_S = 30.0
 STABLE_SPREAD = 0.03
 MIN_REPEATS = 2
@@ -109,8 +111,11 @@ def timed_run(runner: Runner) -> float:
 
 
 def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
-              env: dict | None = None) -> LatencyResult:
-    """Run ``warmup`` untimed inferences, then time ``repeats`` in rounds, synchronized around each."""
+              env: dict | None = None, min_extra_s: float = MIN_EXTRA_S) -> LatencyResult:
+    """Run ``warmup`` untimed inferences, then time ``repeats`` in rounds, synchronized around each.
+
+    ``min_extra_s`` is the least time spent waiting for two quiet rounds to agree (see above).
+    """
     check_protocol(warmup, repeats)
     for _ in range(warmup):
         runner.run()
@@ -120,7 +125,8 @@ def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAU
     for size in sizes:
         runner.run()
         rounds_ms.append([timed_run(runner) for _ in range(size)])
-    deadline = time.perf_counter() + min(MAX_EXTRA_S, EXTRA_TIME_FACTOR * (time.perf_counter() - start))
+    patience = min(MAX_EXTRA_S, max(min_extra_s, EXTRA_TIME_FACTOR * (time.perf_counter() - start)))
+    deadline = time.perf_counter() + patience
     while len(sizes) > 1 and not stable(rounds_ms) and time.perf_counter() < deadline:
         runner.run()
         rounds_ms.append([timed_run(runner) for _ in range(sizes[-1])])
