@@ -72,17 +72,21 @@ class Evaluator:
         if twin is not None:
             return reuse_twin(trial, twin)
         try:
-            ev = self.evaluate(trial, genome)
+            ev = self.evaluate(trial, genome, key)
         except optuna.TrialPruned:
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             trial.set_user_attr("error", f"{type(exc).__name__}: {first}"[:500])
             raise
-        return self.values(ev)
+        return ev if not isinstance(ev, Evaluation) else self.values(ev)
 
-    def evaluate(self, trial: optuna.Trial, genome: Genome) -> Evaluation:
-        """Cost model, latency, budgets, then (if feasible) proxy training."""
+    def evaluate(self, trial: optuna.Trial, genome: Genome, key: str) -> "Evaluation | float | tuple[float, ...]":
+        """Cost model, latency, budgets, then (if feasible) proxy training.
+
+        Just before training the study is searched for a twin again: two workers that drew the
+        same genome at the same moment both see the other by then, and the later trial reuses.
+        """
         cost = network_cost(genome, self.cfg.latency["resolution"])
         t0 = time.perf_counter()
         latency = float(self.latency_fn(genome))
@@ -99,6 +103,9 @@ class Evaluator:
             trial.set_user_attr("accuracy", 0.0)
             trial.set_user_attr("train_seconds", 0.0)
             return ev
+        twin = find_twin(trial, key)
+        if twin is not None:
+            return reuse_twin(trial, twin, constraints=False)
         ev.accuracy = self.train(trial, genome, ev)
         trial.set_user_attr("accuracy", ev.accuracy)
         return ev

@@ -19,6 +19,8 @@ from typing import Any
 
 from space.errors import UsageError
 
+from .filelock import file_lock
+
 MANIFEST = "manifest.json"
 
 
@@ -98,10 +100,11 @@ def prepare_proxy_data(data: dict[str, Any], out_dir: Path) -> ProxyData:
     digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
     root = out_dir / "proxy_data"
     manifest_path = root / MANIFEST
-    current = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    if current.get("digest") != digest:
-        _write_tree(plan, root, {"digest": digest, "source": str(data_dir.resolve()),
-                                 "holdout": data["holdout"], "seed": data["seed"]})
+    with file_lock(out_dir / ".proxy_data.lock"):
+        current = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        if current.get("digest") != digest:
+            _write_tree(plan, root, {"digest": digest, "source": str(data_dir.resolve()),
+                                     "holdout": data["holdout"], "seed": data["seed"]})
     return ProxyData(root=root, num_classes=len(plan["train"]),
                      n_train=sum(map(len, plan["train"].values())),
                      n_holdout=sum(map(len, plan["holdout"].values())))

@@ -14,6 +14,8 @@ import pandas as pd
 from space import parse_genome
 from space.codecs import genome_to_yaml
 
+from .filelock import file_lock
+
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "latency_ms", "params", "madds",
            "feasible", "baseline", "reused_from", "train_seconds", "latency_seconds", "duration_s", "worker",
            "error"]
@@ -114,10 +116,11 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)
     front = pareto_front(frame, objectives if "latency_ms" in objectives else objectives + ["latency_ms"])
-    _write_csv(frame, out_dir / "trials.csv")
-    _write_csv(front, out_dir / "pareto.csv")
-    plot_front(frame, front, out_dir / "pareto.png", f"{study.study_name}: accuracy vs latency")
-    _write_best(front, out_dir / "best")
+    with file_lock(out_dir / ".outputs.lock"):
+        _write_csv(frame, out_dir / "trials.csv")
+        _write_csv(front, out_dir / "pareto.csv")
+        plot_front(frame, front, out_dir / "pareto.png", f"{study.study_name}: accuracy vs latency")
+        _write_best(front, out_dir / "best")
     return front
 
 

@@ -35,14 +35,14 @@ def find_twin(trial: optuna.Trial, key: str) -> "FrozenTrial | None":
         time.sleep(POLL_SECONDS)
 
 
-def reuse_twin(trial: optuna.Trial, twin: FrozenTrial) -> "float | tuple[float, ...]":
-    """Copy the twin's metrics and constraints into ``trial`` and return its objective values."""
+def reuse_twin(trial: optuna.Trial, twin: FrozenTrial, constraints: bool = True) -> "float | tuple[float, ...]":
+    """Copy the twin's metrics (and constraints, unless already set) and return its objective values."""
     for name in REUSED_ATTRS:
         if name in twin.user_attrs:
             trial.set_user_attr(name, twin.user_attrs[name])
     trial.set_user_attr("train_seconds", 0.0)
     trial.set_user_attr("reused_from", twin.number)
-    for name, value in twin.constraints.items():
+    for name, value in (twin.constraints.items() if constraints else ()):
         trial.set_constraint(name, value)
     values = twin.values
     return values[0] if len(values) == 1 else tuple(values)

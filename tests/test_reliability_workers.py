@@ -1,0 +1,47 @@
+"""Four independent search commands on one storage (as four machines would run them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.storage import open_storage
+from test_reliability_search import start_run
+from test_search import digits_dir, tiny_config  # noqa: F401 - the fixture is shared
+
+TARGET = 6
+
+
+def storage_url(kind: str, tmp_path: Path) -> str:
+    """A fresh storage of ``kind``; PostgreSQL only when CI started a server."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if kind == "journal":
+        return f"journal:{tmp_path / 'study.log'}"
+    url = os.environ.get("MIXNAS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: .ci/run starts one and sets MIXNAS_TEST_POSTGRES_URL")
+    return url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_four_workers_exact_count_no_genome_twice(tmp_path: Path, digits_dir: Path, kind: str) -> None:  # noqa: F811
+    url = storage_url(kind, tmp_path)
+    study_name = f"tiny-{kind}-{os.getpid()}-{tmp_path.name}"
+    config = tiny_config(tmp_path, digits_dir, space="pair_space.yaml", trials=TARGET, sampler="random",
+                         study=study_name)
+    procs = [start_run(config, "--storage", url, "--seed", str(rank)) for rank in range(4)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-2000:]
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url, heartbeat=False))
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == TARGET
+    trained = [t.user_attrs["genome_key"] for t in done if "reused_from" not in t.user_attrs]
+    assert len(trained) == len(set(trained)) <= 2
+    assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) >= 2
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
