@@ -6,30 +6,64 @@ from mindspore import Tensor, nn
 
 from space.genome import LayerSpec
 
-from .layers import GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, activation, batch_norm
+from .layers import (GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, activation, batch_norm, bn_params,
+                     kernel_ops)
 
 
 class MixNetBlock(nn.Cell):
-    """One built block; ``convs`` indexes its cells exactly as MindCV does (activations included)."""
+    """One built block; ``convs`` indexes its cells exactly as MindCV does (activations included).
 
-    def __init__(self, layer: LayerSpec, bn_momentum: float, bn_eps: float) -> None:
+    With ``mixconv_impl="custom"``, inference runs the block as at most three C++ kernel calls
+    (:meth:`fused_forward`); training and the other implementations run ``convs`` cell by cell.
+    """
+
+    def __init__(self, layer: LayerSpec, bn_momentum: float, bn_eps: float, mixconv_impl: str = "split") -> None:
         super().__init__()
         mid = layer.mid_channels
         cells: list[nn.Cell] = []
-        if layer.expand_ratio != 1:
+        self.expand = layer.expand_ratio != 1
+        if self.expand:
             cells += [GroupedConv2d(layer.in_channels, mid, layer.expand_groups),
                       batch_norm(mid, bn_momentum, bn_eps), activation(layer.act)]
-        cells += [MixedDepthwiseConv(mid, layer.kernel_sizes, layer.stride),
-                  batch_norm(mid, bn_momentum, bn_eps), activation(layer.act)]
-        if layer.se_channels:
+        self.dw_index = len(cells)
+        mixconv = MixedDepthwiseConv(mid, layer.kernel_sizes, layer.stride, mixconv_impl)
+        cells += [mixconv, batch_norm(mid, bn_momentum, bn_eps), activation(layer.act)]
+        self.se = bool(layer.se_channels)
+        if self.se:
             cells.append(SqueezeExcite(mid, layer.se_channels, layer.se_act))
+        self.project_index = len(cells)
         cells += [GroupedConv2d(mid, layer.out_channels, layer.project_groups),
                   batch_norm(layer.out_channels, bn_momentum, bn_eps)]
         self.convs = nn.SequentialCell(cells)
         self.residual = layer.residual
+        self.fuse = mixconv_impl == "custom"
+        if self.fuse:
+            kops = kernel_ops()
+            self.expand_meta = kops.pointwise_meta(layer.act, bn_eps)
+            self.expand_op = kops.pointwise(layer.expand_groups)
+            self.dw_meta = mixconv.fused_meta(layer.act, bn_eps)
+            self.project_meta = kops.pointwise_meta("none", bn_eps, layer.se_act if self.se else None,
+                                                    residual=self.residual)
+            self.project_op = kops.pointwise(layer.project_groups)
+
+    def fused_forward(self, x: Tensor) -> Tensor:
+        """Inference: expand (1x1 + BN + act), MixConv + BN + act, then SE + project + BN (+ skip) as one call."""
+        cells = self.convs.cell_list
+        h = x
+        if self.expand:
+            h = self.expand_op(self.expand_meta, h, *cells[0].weights(), *bn_params(cells[1]))
+        h = cells[self.dw_index].conv_bn_act(h, cells[self.dw_index + 1], self.dw_meta)
+        project, bn = cells[self.project_index], cells[self.project_index + 1]
+        extra = cells[self.dw_index + 3].params() if self.se else ()
+        if self.residual:
+            extra = extra + (x,)
+        return self.project_op(self.project_meta, h, *project.weights(), *bn_params(bn), *extra)
 
     def construct(self, x: Tensor) -> Tensor:
         """Block output, with the input added when shapes allow."""
+        if self.fuse and not self.training:
+            return self.fused_forward(x)
+        out = self.convs(x)
         if self.residual:
-            return x + self.convs(x)
-        return self.convs(x)
+            return x + out
+        return out

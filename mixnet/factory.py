@@ -7,10 +7,12 @@ from typing import Any
 from space import Genome, parse_genome
 from space.errors import UsageError
 
+from .impl_select import resolve_impl
 from .network import BN_EPS, BN_MOMENTUM, MixNet
 
 GENOME_OVERRIDES = ("stem_channels", "head_channels", "width", "dropout", "num_classes")
-BUILD_OVERRIDES = ("se_act", "act", "bn_momentum", "bn_eps", "in_channels")
+BUILD_OVERRIDES = ("se_act", "act", "bn_momentum", "bn_eps", "in_channels", "mixconv_impl")
+DEFAULT_IMPL = "split"
 
 
 def apply_overrides(genome: Genome, **overrides: Any) -> Genome:
@@ -33,9 +35,16 @@ def create_model(spec: "str | Genome", num_classes: int | None = None, **overrid
     ``spec`` is a preset (``mixnet_s``), a one-line genome, a genome file or a Genome.
     ``num_classes`` defaults to the genome's. Overrides: ``stem_channels``, ``head_channels``,
     ``width``, ``dropout``, ``se_act`` (``relu`` as in MindCV, ``swish`` as in TF/timm), ``act``,
-    ``bn_momentum`` (MindSpore convention, default 0.9), ``bn_eps`` (default 1e-5), ``in_channels``.
+    ``bn_momentum`` (MindSpore convention, default 0.9), ``bn_eps`` (default 1e-5), ``in_channels``,
+    ``mixconv_impl``: ``split`` (the default: MindCV's computation, bit for bit), ``fused``,
+    ``custom`` (C++ kernels, CPU) or ``auto`` (the fastest measured on this device). It changes
+    speed, never parameters, and outputs only within float rounding (which a deep random network
+    can amplify, so exact comparisons with MindCV need ``split``).
     """
-    build = {k: overrides.pop(k) for k in ("bn_momentum", "bn_eps", "in_channels") if k in overrides}
+    build = {k: overrides.pop(k) for k in ("bn_momentum", "bn_eps", "in_channels", "mixconv_impl")
+             if k in overrides}
     genome = apply_overrides(parse_genome(spec), num_classes=num_classes, **overrides)
+    impl = resolve_impl(build.get("mixconv_impl") or DEFAULT_IMPL)
     return MixNet(genome, in_channels=build.get("in_channels", 3),
-                  bn_momentum=build.get("bn_momentum", BN_MOMENTUM), bn_eps=build.get("bn_eps", BN_EPS))
+                  bn_momentum=build.get("bn_momentum", BN_MOMENTUM), bn_eps=build.get("bn_eps", BN_EPS),
+                  mixconv_impl=impl)

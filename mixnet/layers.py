@@ -2,7 +2,8 @@
 
 Attribute names follow MindCV's ``mixnet.py`` so checkpoints load by name: ``grouped_conv``,
 ``mixed_depthwise_conv``, ``conv_reduce``, ``conv_expand``; a single group is one conv, several
-groups a list indexed ``0, 1, ...``.
+groups a list indexed ``0, 1, ...``. The parameters never depend on the implementation chosen
+(``impl``); only the computation does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,22 @@ import math
 from mindspore import Tensor, nn, ops
 from mindspore.common.initializer import Normal, Uniform, initializer
 
+from space.errors import UsageError
 from space.rounding import split_channels
+
+CONCRETE_IMPLS = ("split", "fused", "custom")
+
+
+def check_impl(impl: str) -> None:
+    """Raise UsageError unless ``impl`` is a concrete MixConv implementation."""
+    if impl not in CONCRETE_IMPLS:
+        raise UsageError(f"mixconv impl '{impl}' - allowed: {', '.join(CONCRETE_IMPLS)}")
+
+
+def kernel_ops():
+    """The C++ kernel primitives (imported lazily: building them needs a compiler)."""
+    from .kernels import ops as kops
+    return kops
 
 
 def activation(name: str) -> nn.Cell:
@@ -34,6 +50,11 @@ def batch_norm(channels: int, momentum: float, eps: float) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
 
 
+def bn_params(bn: nn.BatchNorm2d) -> tuple:
+    """``(gamma, beta, moving_mean, moving_variance)`` for the fused inference kernels."""
+    return bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance
+
+
 class GroupedConv2d(nn.Cell):
     """A 1x1 conv whose input and output channels are split into ``groups`` dense convs."""
 
@@ -47,6 +68,12 @@ class GroupedConv2d(nn.Cell):
             self.grouped_conv = nn.CellList([conv2d(i, o, 1) for i, o in
                                              zip(self.splits, split_channels(cout, groups))])
 
+    def weights(self) -> tuple:
+        """One (cout_g, cin_g, 1, 1) weight per group, in channel order."""
+        if self.groups == 1:
+            return (self.grouped_conv.weight,)
+        return tuple(conv.weight for conv in self.grouped_conv)
+
     def construct(self, x: Tensor) -> Tensor:
         """Apply each group's conv to its channel slice and concatenate."""
         if self.groups == 1:
@@ -55,21 +82,111 @@ class GroupedConv2d(nn.Cell):
         return ops.concat([conv(p) for conv, p in zip(self.grouped_conv, parts)], axis=1)
 
 
-class MixedDepthwiseConv(nn.Cell):
-    """MixConv: channels split into kernel groups, one depthwise conv per group, concatenated."""
+class ConvBnAct(nn.SequentialCell):
+    """``[conv, bn, act]`` under MindCV's indices 0, 1, 2 (the stem and the head).
 
-    def __init__(self, channels: int, kernel_sizes: tuple[int, ...], stride: int) -> None:
+    With ``impl="custom"`` a k x k conv (k > 1) runs on the C++ direct convolution, and at inference
+    conv, BatchNorm and activation run as one fused kernel call.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, act: str, bn_momentum: float,
+                 bn_eps: float, impl: str = "split") -> None:
+        super().__init__([conv2d(cin, cout, kernel, stride), batch_norm(cout, bn_momentum, bn_eps),
+                          activation(act)])
+        check_impl(impl)
+        self.custom = impl == "custom"
+        self.direct = self.custom and kernel > 1
+        if self.direct:
+            kops = kernel_ops()
+            self.meta = kops.direct_meta(stride, [kernel])
+            self.fused_meta = kops.direct_meta(stride, [kernel], act, bn_eps)
+            self.conv_op = kops.direct_conv(stride)
+            self.fused_op = kops.direct_conv_bn_act(stride)
+        elif self.custom:
+            kops = kernel_ops()
+            self.fused_meta = kops.pointwise_meta(act, bn_eps)
+            self.pooled_meta = kops.pointwise_meta(act, bn_eps, pooled=True)
+            self.fused_op = kops.pointwise(1)
+            self.pooled_op = kops.pointwise(1, pooled=True)
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """Inference ``mean_hw(act(bn(conv(x))))`` in one kernel call (1x1 conv, ``impl="custom"``)."""
+        conv, bn = self.cell_list[0], self.cell_list[1]
+        return self.pooled_op(self.pooled_meta, x, conv.weight, *bn_params(bn))
+
+    def construct(self, x: Tensor) -> Tensor:
+        """act(bn(conv(x)))."""
+        conv, bn, act = self.cell_list[0], self.cell_list[1], self.cell_list[2]
+        if not self.custom or (self.training and not self.direct):
+            return act(bn(conv(x)))
+        if self.training:
+            return act(bn(self.conv_op(self.meta, x, conv.weight)))
+        return self.fused_op(self.fused_meta, x, conv.weight, *bn_params(bn))
+
+
+class MixedDepthwiseConv(nn.Cell):
+    """MixConv: channels split into kernel groups, one depthwise conv per group.
+
+    Parameters are always one conv per group (MindCV names and shapes); ``impl`` only changes how
+    the output is computed: ``split`` runs one depthwise conv per group and concatenates; ``fused``
+    zero-pads every group's kernel to the largest size and runs one depthwise conv; ``custom`` runs
+    the C++ direct convolution, which skips the zero taps (and, at inference, takes the groups'
+    kernels as they are and fuses BatchNorm and activation: :meth:`conv_bn_act`).
+    """
+
+    def __init__(self, channels: int, kernel_sizes: tuple[int, ...], stride: int, impl: str = "split") -> None:
         super().__init__()
+        check_impl(impl)
         self.groups = len(kernel_sizes)
+        self.channels = channels
+        self.stride = stride
+        self.impl = impl
         self.splits = split_channels(channels, self.groups)
         if self.groups == 1:
             self.mixed_depthwise_conv = conv2d(channels, channels, kernel_sizes[0], stride, group=channels)
         else:
             self.mixed_depthwise_conv = nn.CellList([conv2d(c, c, k, stride, group=c) for c, k in
                                                      zip(self.splits, kernel_sizes)])
+        self.kmax = max(kernel_sizes)
+        # ops.operations.Pad, not ops.pad: the latter's gradient (PadV3Grad) hangs from the third
+        # training step on in MindSpore 2.10 CPU.
+        self.pads = [ops.operations.Pad(((0, 0), (0, 0), (p, p), (p, p))) if p else None
+                     for p in ((self.kmax - k) // 2 for k in kernel_sizes)]
+        self.channel_kernels = [k for c, k in zip(self.splits, kernel_sizes) for _ in range(c)]
+        if impl == "custom":
+            kops = kernel_ops()
+            self.meta = kops.direct_meta(stride, self.channel_kernels)
+            self.conv_op = kops.direct_conv(stride)
+            self.fused_op = kops.direct_conv_bn_act(stride)
+
+    def weights(self) -> tuple:
+        """One (c_g, 1, k_g, k_g) weight per kernel group, in channel order."""
+        if self.groups == 1:
+            return (self.mixed_depthwise_conv.weight,)
+        return tuple(conv.weight for conv in self.mixed_depthwise_conv)
+
+    def padded_weight(self) -> Tensor:
+        """All groups' kernels zero-padded to the largest size, as one (C, 1, K, K) tensor."""
+        if self.groups == 1:
+            return self.mixed_depthwise_conv.weight
+        weights = [pad(w) if pad is not None else w for w, pad in zip(self.weights(), self.pads)]
+        return ops.concat(weights, axis=0)
+
+    def fused_meta(self, act: str, eps: float) -> Tensor:
+        """The meta tensor of :meth:`conv_bn_act` for activation ``act`` and BatchNorm ``eps``."""
+        return kernel_ops().direct_meta(self.stride, self.channel_kernels, act, eps)
+
+    def conv_bn_act(self, x: Tensor, bn: nn.BatchNorm2d, meta: Tensor) -> Tensor:
+        """Inference act(bn(mixconv(x))) in one kernel call (``impl="custom"``; meta from :meth:`fused_meta`)."""
+        return self.fused_op(meta, x, *self.weights(), *bn_params(bn))
 
     def construct(self, x: Tensor) -> Tensor:
-        """Depthwise conv per kernel group on contiguous channel slices."""
+        """The mixed depthwise convolution of ``x``."""
+        if self.impl == "custom":
+            return self.conv_op(self.meta, x, self.padded_weight())
+        if self.impl == "fused":
+            return ops.conv2d(x, self.padded_weight(), stride=self.stride, pad_mode="pad",
+                              padding=self.kmax // 2, groups=self.channels)
         if self.groups == 1:
             return self.mixed_depthwise_conv(x)
         parts = ops.split(x, self.splits, axis=1)
@@ -83,8 +200,13 @@ class SqueezeExcite(nn.Cell):
         super().__init__()
         self.conv_reduce = conv2d(channels, reduced, 1, bias=True)
         self.act = activation(act)
+        self.act_name = act
         self.conv_expand = conv2d(reduced, channels, 1, bias=True)
         self.gate = nn.Sigmoid()
+
+    def params(self) -> tuple:
+        """``(w_reduce, b_reduce, w_expand, b_expand)`` for the fused inference kernel."""
+        return self.conv_reduce.weight, self.conv_reduce.bias, self.conv_expand.weight, self.conv_expand.bias
 
     def construct(self, x: Tensor) -> Tensor:
         """Scale each channel of ``x`` by its learned gate."""

@@ -7,30 +7,33 @@ from mindspore import Tensor, nn, ops
 from space.genome import Genome
 
 from .blocks import MixNetBlock
-from .layers import batch_norm, conv2d, dense_init
+from .layers import ConvBnAct, dense_init
 
 BN_MOMENTUM = 0.9  # MindSpore convention; equals PyTorch/timm momentum 0.1 and MindCV's default
 BN_EPS = 1e-5
 
 
 class MixNet(nn.Cell):
-    """stem_conv -> layers (one MixNetBlock per built block) -> head_conv -> pool -> dropout -> classifier."""
+    """stem_conv -> layers (one MixNetBlock per built block) -> head_conv -> pool -> dropout -> classifier.
+
+    ``mixconv_impl`` (``split``, ``fused`` or ``custom``) selects how MixConv is computed; with
+    ``custom`` the stem and MixConv run on C++ kernels and inference runs fused kernels throughout.
+    """
 
     def __init__(self, genome: Genome, in_channels: int = 3, bn_momentum: float = BN_MOMENTUM,
-                 bn_eps: float = BN_EPS) -> None:
+                 bn_eps: float = BN_EPS, mixconv_impl: str = "split") -> None:
         super().__init__()
         self.genome = genome
         stem = genome.stem_out
-        self.stem_conv = nn.SequentialCell([conv2d(in_channels, stem, 3, stride=2),
-                                            batch_norm(stem, bn_momentum, bn_eps), nn.ReLU()])
+        self.stem_conv = ConvBnAct(in_channels, stem, 3, 2, "relu", bn_momentum, bn_eps, mixconv_impl)
         layers = genome.layers()
-        self.layers = nn.SequentialCell([MixNetBlock(layer, bn_momentum, bn_eps) for layer in layers])
+        self.layers = nn.SequentialCell([MixNetBlock(layer, bn_momentum, bn_eps, mixconv_impl) for layer in layers])
         last, head = layers[-1].out_channels, genome.head_channels
-        self.head_conv = nn.SequentialCell([conv2d(last, head, 1), batch_norm(head, bn_momentum, bn_eps),
-                                            nn.ReLU()])
+        self.head_conv = ConvBnAct(last, head, 1, 1, "relu", bn_momentum, bn_eps, mixconv_impl)
         self.dropout = nn.Dropout(p=genome.dropout) if genome.dropout > 0 else nn.Identity()
         self.classifier = nn.Dense(head, genome.num_classes)
         dense_init(self.classifier, genome.num_classes)
+        self.fused_head = mixconv_impl == "custom"
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Feature map before pooling: (N, head_channels, H/32, W/32)."""
@@ -42,4 +45,6 @@ class MixNet(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """Logits (N, num_classes) for images (N, C, H, W)."""
+        if self.fused_head and not self.training:
+            return self.classifier(self.head_conv.pooled(self.layers(self.stem_conv(x))))
         return self.forward_head(self.forward_features(x))

@@ -1,0 +1,155 @@
+"""Choosing the MixConv implementation: ``auto`` measures the candidates once per device and remembers.
+
+``resolve_impl("auto")`` times every implementation available on the running device (``split``,
+``fused``, and ``custom`` on a CPU with a C++ compiler) on a fixed set of MixConv probe layers
+(forward and backward, in graph mode) and returns the fastest. The choice is
+kept in ``<cache dir>/mixconv_impl.json`` under a key made of the device, the MindSpore version, the
+CPU and the probe shapes, so later builds on the same machine pay nothing. The file is written
+atomically (temporary file, then rename), so concurrent processes never read a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+from space.errors import UsageError
+
+from .kernels.build import KernelUnavailable, cache_dir, cpu_signature, library_path
+from .layers import CONCRETE_IMPLS, MixedDepthwiseConv
+
+IMPLS = ("auto",) + CONCRETE_IMPLS
+# (channels, kernel sizes, stride, spatial size): a stride-2 early layer, a mid layer, a wide late one.
+PROBES = ((144, (3, 5, 7), 2, 28), (240, (3, 5), 1, 14), (720, (3, 5, 7, 9, 11), 2, 14))
+PROBE_BATCH = 1
+REPEATS = 3
+
+
+def cache_file() -> Path:
+    """Where measured choices are kept."""
+    return cache_dir() / "mixconv_impl.json"
+
+
+def device_key() -> str:
+    """Device, MindSpore version, CPU and probe shapes: what a measured choice is valid for."""
+    device = ms.get_context("device_target")
+    cpu = hashlib.sha256(cpu_signature().encode()).hexdigest()[:12] if device == "CPU" else "-"
+    probes = ";".join(f"{c}x{'.'.join(map(str, k))}s{s}@{hw}" for c, k, s, hw in PROBES)
+    return f"{device}|mindspore-{ms.__version__}|cpu-{cpu}|b{PROBE_BATCH}|{probes}"
+
+
+def custom_available() -> bool:
+    """True when the C++ kernels can be used here (CPU device, compiler present, build succeeds)."""
+    if ms.get_context("device_target") != "CPU":
+        return False
+    try:
+        library_path()
+    except KernelUnavailable as exc:
+        warnings.warn(f"mixconv_impl 'custom' unavailable, choosing among the others: {exc}", stacklevel=3)
+        return False
+    return True
+
+
+def candidates() -> tuple[str, ...]:
+    """The implementations that can run on the current device."""
+    return ("split", "fused", "custom") if custom_available() else ("split", "fused")
+
+
+class _Probe(nn.Cell):
+    """The probe layers side by side, each on its own input; output is the sum of their means."""
+
+    def __init__(self, impl: str) -> None:
+        super().__init__()
+        self.layers = nn.CellList([MixedDepthwiseConv(c, k, s, impl) for c, k, s, _ in PROBES])
+
+    def construct(self, *xs: Tensor) -> Tensor:
+        """Sum over probes of the mean output."""
+        total = 0.0
+        for layer, x in zip(self.layers, xs):
+            total = total + ops.mean(layer(x))
+        return total
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _probe_inputs() -> list[Tensor]:
+    rng = np.random.default_rng(0)
+    return [Tensor(rng.standard_normal((PROBE_BATCH, c, hw, hw), dtype=np.float32)) for c, _, _, hw in PROBES]
+
+
+def measure(impls: tuple[str, ...], repeats: int = REPEATS) -> dict[str, float]:
+    """Median seconds of forward + backward through the probe layers, per implementation."""
+    xs = _probe_inputs()
+    runs = {}
+    for impl in impls:
+        probe = _Probe(impl)
+        grad = ms.grad(probe, grad_position=tuple(range(len(xs))), weights=probe.trainable_params())
+        runs[impl] = lambda g=grad: g(*xs)[1][0].asnumpy()
+        runs[impl]()  # compile
+    times: dict[str, list[float]] = {impl: [] for impl in impls}
+    for _ in range(repeats):  # interleaved, so load changes hit every implementation alike
+        for impl in impls:
+            times[impl].append(_seconds(runs[impl]))
+    return {impl: float(np.median(times[impl])) for impl in impls}
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(data: dict) -> None:
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def auto_impl(remeasure: bool = False) -> str:
+    """The fastest implementation on this device: from the cache, or measured now and remembered."""
+    key = device_key()
+    cached = _read_cache().get(key)
+    if cached and not remeasure and cached.get("impl") in candidates():
+        return cached["impl"]
+    impls = candidates()
+    seconds = measure(impls)
+    best = min(seconds, key=seconds.get)
+    data = _read_cache()
+    data[key] = {"impl": best, "seconds": seconds, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    _write_cache(data)
+    return best
+
+
+def resolve_impl(impl: str) -> str:
+    """A concrete implementation for ``impl``; ``custom`` raises KernelUnavailable when it cannot be built."""
+    if impl not in IMPLS:
+        raise UsageError(f"mixconv_impl '{impl}' - allowed: {', '.join(IMPLS)}")
+    if impl == "auto":
+        return auto_impl()
+    if impl == "custom":
+        if ms.get_context("device_target") != "CPU":
+            raise KernelUnavailable("mixconv_impl 'custom' runs on the CPU device only")
+        library_path()
+    return impl

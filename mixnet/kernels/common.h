@@ -1,0 +1,231 @@
+// Shared pieces of the MixNet CPU kernels: 16-float vectors, a vectorizable exp, activations, the
+// thread pool, per-thread scratch and argument checks.
+
+#ifndef MIXNET_KERNELS_COMMON_H_
+#define MIXNET_KERNELS_COMMON_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <sched.h>
+
+namespace mixnet {
+
+typedef float v16 __attribute__((vector_size(64)));
+constexpr int64_t kLanes = 16;
+
+enum Act { kNone = 0, kRelu = 1, kSwish = 2 };
+
+inline v16 load(const float *p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline void store(float *p, v16 v) { std::memcpy(p, &v, sizeof v); }
+
+inline v16 splat(float x) { return (v16){} + x; }
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// dst[j] = src[j] for j < n; inline because rows are short and a memcpy call per row costs more.
+inline void copy_row(const float *src, int64_t n, float *dst) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) store(dst + j, load(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+}
+
+// exp(x) for float32 (Cephes-style range reduction and polynomial), written so the compiler vectorizes it.
+inline float fast_exp(float x) {
+  x = std::min(88.3762626647949f, std::max(-87.3365447505531f, x));
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+inline float sigmoid(float x) { return 1.f / (1.f + fast_exp(-x)); }
+
+inline float activate(int act, float x) {
+  if (act == kRelu) return std::max(0.f, x);
+  if (act == kSwish) return x * sigmoid(x);
+  return x;
+}
+
+// Applies an activation known at compile time to a run of floats (vectorized by the compiler).
+template <int A>
+inline void activate_run(float *v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (A == kRelu) v[i] = std::max(0.f, v[i]);
+    if (A == kSwish) v[i] = v[i] / (1.f + fast_exp(-v[i]));
+  }
+}
+
+inline void activate_run(int act, float *v, int64_t n) {
+  if (act == kRelu) activate_run<kRelu>(v, n);
+  if (act == kSwish) activate_run<kSwish>(v, n);
+}
+
+// Folded inference BatchNorm: y = x * scale + shift.
+inline void fold_batch_norm(const float *gamma, const float *beta, const float *mean, const float *var, float eps,
+                            int64_t c, float *scale, float *shift) {
+  for (int64_t i = 0; i < c; ++i) {
+    scale[i] = gamma[i] / std::sqrt(var[i] + eps);
+    shift[i] = beta[i] - mean[i] * scale[i];
+  }
+}
+
+inline bool all_float32(int n, const char **dtypes) {
+  for (int i = 0; i < n; ++i) {
+    if (std::strcmp(dtypes[i], "float32") != 0 && std::strcmp(dtypes[i], "float") != 0) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread pool: run(count, f) calls f(item, slot) for every item; the caller is slot 0 and takes items
+// too. Items are claimed with a ticket that carries the job's generation, so a helper that wakes up
+// late can never claim an item of a finished job, and the caller waits only for claimed items: a
+// helper preempted by another process costs no idle time.
+
+class Pool {
+ public:
+  static Pool &instance() {
+    static Pool pool(thread_count());
+    return pool;
+  }
+
+  int64_t slots() const { return static_cast<int64_t>(workers_.size()) + 1; }
+
+  void run(int64_t count, const std::function<void(int64_t, int64_t)> &f) {
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (!busy.owns_lock() || workers_.empty() || count < 2) {  // another kernel holds the pool: run inline
+      for (int64_t i = 0; i < count; ++i) f(i, 0);
+      return;
+    }
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gen = ++generation_;
+      job_ = &f;
+      count_ = count;
+      done_.store(0, std::memory_order_relaxed);
+      ticket_.store(gen << kIndexBits, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work(gen, f, count, 0);
+    while (done_.load(std::memory_order_acquire) < count) std::this_thread::yield();
+  }
+
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto &t : workers_) t.join();
+  }
+
+ private:
+  static constexpr int kIndexBits = 40;
+
+  static int64_t thread_count() {
+    if (const char *env = std::getenv("MIXNAS_NUM_THREADS")) {
+      const long n = std::strtol(env, nullptr, 10);
+      if (n >= 1) return n;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1u, std::thread::hardware_concurrency());
+  }
+
+  explicit Pool(int64_t threads) {
+    for (int64_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void work(uint64_t gen, const std::function<void(int64_t, int64_t)> &f, int64_t count, int64_t slot) {
+    const uint64_t mask = (uint64_t{1} << kIndexBits) - 1;
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    while ((t >> kIndexBits) == gen && static_cast<int64_t>(t & mask) < count) {
+      if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) {
+        f(static_cast<int64_t>(t & mask), slot);
+        done_.fetch_add(1, std::memory_order_acq_rel);
+        t = ticket_.load(std::memory_order_acquire);
+      }
+    }
+  }
+
+  void loop(int64_t slot) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int64_t, int64_t)> *job;
+      int64_t count;
+      uint64_t gen;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = gen = generation_;
+        job = job_;
+        count = count_;
+      }
+      work(gen, *job, count, slot);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mu_, mu_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;
+  const std::function<void(int64_t, int64_t)> *job_ = nullptr;
+  int64_t count_ = 0;
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int64_t> done_{0};
+  bool stop_ = false;
+};
+
+// Per-thread scratch that lives as long as the thread and only grows.
+struct Scratch {
+  std::vector<float> planes, out, wt;
+  std::vector<const float *> src;
+  uint64_t key_call = 0;  // which kernel call and work unit the planes hold
+  int64_t key_item = -1;
+};
+
+inline float *grow(std::vector<float> &v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+inline Scratch &thread_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// A number unique to each kernel call, to key cached per-thread planes.
+inline uint64_t next_call_id() {
+  static std::atomic<uint64_t> calls{0};
+  return ++calls;
+}
+
+}  // namespace mixnet
+
+#endif  // MIXNET_KERNELS_COMMON_H_

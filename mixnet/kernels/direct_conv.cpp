@@ -1,0 +1,388 @@
+// Direct grouped convolution for MindSpore Custom(func_type="aot") on the CPU: mixed depthwise
+// convolution (one group per channel, a kernel size per group) and small dense convolutions (the stem).
+//
+// Groups are uniform (cpg input and opg output channels each); group g has an odd kernel size k_g and
+// symmetric padding k_g / 2. Weights come as S segments, each a (Cout_s, cpg, K_s, K_s) tensor for
+// consecutive output channels whose kernels sit in the centre of K_s x K_s (S = 1 with K = max k_g
+// is the zero-padded form; S = number of kernel sizes with K_s = k is MindCV's per-group form).
+// One output plane is computed directly: the zero-padded input planes are split into stride x stride
+// phase planes, so every kernel tap reads a contiguous run of floats, and the output is accumulated
+// over the flattened phase grid in register blocks of kChunk floats (the few columns past the right
+// edge are computed and dropped).
+//
+// Tensors are float32, NCHW. The float32 "meta" input comes first: [stride, act, eps, G, k_0..k_{G-1}]
+// (act: 0 none, 1 ReLU, 2 swish; eps is used by the fused inference kernel only).
+// Entry points (MindSpore aot signature):
+//   DirectConvForward(meta, x, w_0..w_{S-1}) -> y
+//   DirectConvBnActForward(meta, x, w_0..w_{S-1}, gamma, beta, mean, variance) -> act(bn(conv(x)))
+//   DirectConvBackward(meta, dy, x, w) -> dx, dw   (one zero-padded weight tensor)
+// They return 1 for unsupported ranks or dtypes and 2 for inconsistent shapes or meta.
+
+#include "common.h"
+
+namespace mixnet {
+namespace {
+
+constexpr int64_t kChunk = 4 * kLanes;
+constexpr int64_t kMaxStride = 8;
+
+// dst[j] = src[j * S] for j < cnt; a compile-time stride lets the compiler vectorize the gather.
+template <int S>
+void strided_copy(const float *src, int64_t stride, int64_t cnt, float *dst) {
+  const int64_t s = S > 0 ? S : stride;
+  for (int64_t j = 0; j < cnt; ++j) dst[j] = src[j * s];
+}
+
+// out[i] = sum_t w[t] * src[t][i] for i < len (len a multiple of kChunk).
+void correlate(const float *const *src, const float *w, int64_t taps, int64_t len, float *out) {
+  for (int64_t i = 0; i < len; i += kChunk) {
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t t = 0; t < taps; ++t) {
+      const float *s = src[t] + i;
+      const v16 wt = splat(w[t]);
+      a0 += wt * load(s);
+      a1 += wt * load(s + kLanes);
+      a2 += wt * load(s + 2 * kLanes);
+      a3 += wt * load(s + 3 * kLanes);
+    }
+    store(out + i, a0);
+    store(out + i + kLanes, a1);
+    store(out + i + 2 * kLanes, a2);
+    store(out + i + 3 * kLanes, a3);
+  }
+}
+
+// sum_i a[i] * b[i] for i < len (len a multiple of kChunk).
+float dot(const float *a, const float *b, int64_t len) {
+  v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  for (int64_t i = 0; i < len; i += kChunk) {
+    a0 += load(a + i) * load(b + i);
+    a1 += load(a + i + kLanes) * load(b + i + kLanes);
+    a2 += load(a + i + 2 * kLanes) * load(b + i + 2 * kLanes);
+    a3 += load(a + i + 3 * kLanes) * load(b + i + 3 * kLanes);
+  }
+  const v16 s = (a0 + a1) + (a2 + a3);
+  float r = 0.f;
+  for (int64_t l = 0; l < kLanes; ++l) r += s[l];
+  return r;
+}
+
+// The problem: shapes, groups, per-group kernel sizes and where each output channel's weights are.
+struct Conv {
+  int64_t n, cin, cout, h, w, ho, wo, stride, groups, cpg, opg, kmax;
+  int act;
+  float eps;
+  std::vector<int64_t> k;          // per group
+  std::vector<const float *> wptr;  // per output channel: its (cpg, kw, kw) weights
+  std::vector<int64_t> kw;          // per output channel: the weight tensor's kernel size
+};
+
+// Reads meta and the S weight segments and checks them against the shapes: stride 1..8, act 0..2,
+// groups dividing both channel counts, odd kernels fitting their segment, "same"-padded outputs.
+bool make_conv(const float *meta, int64_t meta_len, const int64_t *xs, int64_t segments, void **wts,
+               const int64_t *const *wshapes, const int *wdims, const int64_t *ys, Conv *c) {
+  if (meta_len < 4 || segments < 1) return false;
+  c->stride = static_cast<int64_t>(meta[0]);
+  c->act = static_cast<int>(meta[1]);
+  c->eps = meta[2];
+  c->groups = static_cast<int64_t>(meta[3]);
+  c->n = xs[0];
+  c->cin = xs[1];
+  c->h = xs[2];
+  c->w = xs[3];
+  c->cout = ys[1];
+  c->ho = ys[2];
+  c->wo = ys[3];
+  if (c->stride < 1 || c->stride > kMaxStride || c->act < kNone || c->act > kSwish || c->groups < 1) return false;
+  if (meta_len != 4 + c->groups || c->cin % c->groups || c->cout % c->groups || ys[0] != c->n) return false;
+  if (c->ho != (c->h - 1) / c->stride + 1 || c->wo != (c->w - 1) / c->stride + 1) return false;
+  c->cpg = c->cin / c->groups;
+  c->opg = c->cout / c->groups;
+  c->k.resize(c->groups);
+  c->kmax = 0;
+  for (int64_t g = 0; g < c->groups; ++g) {
+    c->k[g] = static_cast<int64_t>(meta[4 + g]);
+    if (c->k[g] < 1 || c->k[g] % 2 == 0) return false;
+    c->kmax = std::max(c->kmax, c->k[g]);
+  }
+  c->wptr.clear();
+  c->kw.clear();
+  for (int64_t s = 0; s < segments; ++s) {
+    const int64_t *ws = wshapes[s];
+    if (wdims[s] != 4 || ws[1] != c->cpg || ws[2] != ws[3]) return false;
+    for (int64_t o = 0; o < ws[0]; ++o) {
+      c->wptr.push_back(static_cast<const float *>(wts[s]) + o * c->cpg * ws[2] * ws[3]);
+      c->kw.push_back(ws[2]);
+    }
+  }
+  if (static_cast<int64_t>(c->wptr.size()) != c->cout) return false;
+  for (int64_t o = 0; o < c->cout; ++o)
+    if (c->kw[o] < c->k[o / c->opg]) return false;
+  return true;
+}
+
+// Geometry of one plane: input h x w, output ho x wo, kernel k (odd), stride s, padding k / 2.
+struct Plane {
+  int64_t h, w, ho, wo, k, s, p;
+  int64_t wq, hq;  // phase-plane width and height
+  int64_t len;     // flattened output length over the phase grid, a multiple of kChunk
+  int64_t phase;   // floats per phase plane (room for the register-block overrun)
+
+  Plane(int64_t h_, int64_t w_, int64_t ho_, int64_t wo_, int64_t k_, int64_t s_)
+      : h(h_), w(w_), ho(ho_), wo(wo_), k(k_), s(s_), p(k_ / 2) {
+    wq = (w + 2 * p + s - 1) / s;
+    hq = (h + 2 * p + s - 1) / s;
+    len = round_up(ho * wq, kChunk);
+    const int64_t reach = ((k - 1) / s) * wq + (k - 1) / s + len;
+    phase = round_up(std::max(hq * wq, reach), kLanes);
+  }
+  int64_t floats() const { return s * s * phase; }
+};
+
+// Zero-padded input plane x (h x w) split into s*s phase planes inside buf (g.floats() floats).
+void fill_phases(const Plane &g, const float *x, float *buf) {
+  std::memset(buf, 0, sizeof(float) * g.floats());
+  if (g.s == 1) {
+    for (int64_t y = 0; y < g.h; ++y) copy_row(x + y * g.w, g.w, buf + (y + g.p) * g.wq + g.p);
+    return;
+  }
+  int64_t x0[kMaxStride], cnt[kMaxStride], col[kMaxStride];  // per column phase: first column, count, target
+  for (int64_t b = 0; b < g.s; ++b) {
+    x0[b] = ((b - g.p) % g.s + g.s) % g.s;
+    cnt[b] = x0[b] < g.w ? (g.w - x0[b] + g.s - 1) / g.s : 0;
+    col[b] = (x0[b] + g.p) / g.s;
+  }
+  for (int64_t y = 0; y < g.h; ++y) {
+    const int64_t py = y + g.p;
+    const float *row = x + y * g.w;
+    float *base = buf + (py % g.s) * g.s * g.phase + (py / g.s) * g.wq;
+    for (int64_t b = 0; b < g.s; ++b) {
+      if (g.s == 2) {
+        strided_copy<2>(row + x0[b], 2, cnt[b], base + b * g.phase + col[b]);
+      } else {
+        strided_copy<0>(row + x0[b], g.s, cnt[b], base + b * g.phase + col[b]);
+      }
+    }
+  }
+}
+
+// Pointers to where each tap (ky, kx) of the k x k kernel reads in one plane's phase planes.
+void tap_sources(const Plane &g, const float *buf, const float **src) {
+  for (int64_t ky = 0; ky < g.k; ++ky)
+    for (int64_t kx = 0; kx < g.k; ++kx)
+      *src++ = buf + ((ky % g.s) * g.s + kx % g.s) * g.phase + (ky / g.s) * g.wq + kx / g.s;
+}
+
+// The k x k kernel from the centre of a kw x kw one, row-major; flipped in both axes if asked.
+void tap_weights(const float *wk, int64_t kw, int64_t k, bool flip, float *wt) {
+  const int64_t o = (kw - k) / 2;
+  for (int64_t ky = 0; ky < k; ++ky)
+    for (int64_t kx = 0; kx < k; ++kx)
+      *wt++ = flip ? wk[(o + k - 1 - ky) * kw + o + k - 1 - kx] : wk[(o + ky) * kw + o + kx];
+}
+
+// Output channels per work item of a dense group: enough items to share, enough outputs per plane build.
+int64_t block_of(int64_t per_group) { return per_group <= 4 ? per_group : 4; }
+
+// Forward: item = (image, group, block of output channels). The group's input planes are split into
+// phases once per thread and (image, group); the epilogue maps (channel, value) to the stored value.
+template <typename Epilogue>
+void forward(const Conv &c, const float *x, float *y, const Epilogue &epi) {
+  const uint64_t call = next_call_id();
+  const int64_t ob = block_of(c.opg), blocks = (c.opg + ob - 1) / ob;
+  Pool::instance().run(c.n * c.groups * blocks, [&](int64_t item, int64_t) {
+    const int64_t ng = item / blocks, img = ng / c.groups, g = ng % c.groups;
+    const int64_t k = c.k[g], taps = c.cpg * k * k;
+    const Plane pl(c.h, c.w, c.ho, c.wo, k, c.stride);
+    Scratch &sc = thread_scratch();
+    float *planes = grow(sc.planes, c.cpg * pl.floats());
+    if (sc.key_call != call || sc.key_item != ng) {
+      for (int64_t i = 0; i < c.cpg; ++i)
+        fill_phases(pl, x + ((img * c.cin) + g * c.cpg + i) * c.h * c.w, planes + i * pl.floats());
+      sc.key_call = call;
+      sc.key_item = ng;
+    }
+    if (static_cast<int64_t>(sc.src.size()) < taps) sc.src.resize(taps);
+    for (int64_t i = 0; i < c.cpg; ++i) tap_sources(pl, planes + i * pl.floats(), sc.src.data() + i * k * k);
+    float *wt = grow(sc.wt, taps);
+    float *out = grow(sc.out, pl.len);
+    const int64_t o_end = std::min(c.opg, (item % blocks + 1) * ob);
+    for (int64_t ol = (item % blocks) * ob; ol < o_end; ++ol) {
+      const int64_t o = g * c.opg + ol, kw = c.kw[o];
+      for (int64_t i = 0; i < c.cpg; ++i) tap_weights(c.wptr[o] + i * kw * kw, kw, k, false, wt + i * k * k);
+      correlate(sc.src.data(), wt, taps, pl.len, out);
+      float *yp = y + (img * c.cout + o) * c.ho * c.wo;
+      for (int64_t oy = 0; oy < c.ho; ++oy) {
+        const float *orow = out + oy * pl.wq;
+        float *yrow = yp + oy * c.wo;
+        for (int64_t ox = 0; ox < c.wo; ++ox) yrow[ox] = epi(o, orow[ox]);
+      }
+    }
+  });
+}
+
+// Input gradient: item = (image, group, block of input channels).
+// dx[i][j] = sum_o sum_t flip(w[o])[t] * V_o[i + ty][j + tx], where V_o is dy_o upsampled by the
+// stride (zeros between) and padded by p, so V_o[s*oy + p][s*ox + p] = dy_o[oy][ox].
+void backward_input(const Conv &c, const float *dy, float *dx) {
+  const uint64_t call = next_call_id();
+  const int64_t ib = block_of(c.cpg), blocks = (c.cpg + ib - 1) / ib;
+  Pool::instance().run(c.n * c.groups * blocks, [&](int64_t item, int64_t) {
+    const int64_t ng = item / blocks, img = ng / c.groups, g = ng % c.groups;
+    const int64_t k = c.k[g], p = k / 2, taps = c.opg * k * k;
+    const int64_t wv = c.w + 2 * p, hv = c.h + 2 * p, len = round_up(c.h * wv, kChunk);
+    const int64_t size = round_up(std::max(hv * wv, (k - 1) * wv + (k - 1) + len), kLanes);
+    Scratch &sc = thread_scratch();
+    float *planes = grow(sc.planes, c.opg * size);
+    if (sc.key_call != call || sc.key_item != ng) {
+      std::memset(planes, 0, sizeof(float) * c.opg * size);
+      for (int64_t ol = 0; ol < c.opg; ++ol) {
+        const float *d = dy + (img * c.cout + g * c.opg + ol) * c.ho * c.wo;
+        float *v = planes + ol * size;
+        for (int64_t oy = 0; oy < c.ho; ++oy) {
+          float *row = v + (c.stride * oy + p) * wv + p;
+          if (c.stride == 1) {
+            copy_row(d + oy * c.wo, c.wo, row);
+          } else {
+            for (int64_t ox = 0; ox < c.wo; ++ox) row[c.stride * ox] = d[oy * c.wo + ox];
+          }
+        }
+      }
+      sc.key_call = call;
+      sc.key_item = ng;
+    }
+    if (static_cast<int64_t>(sc.src.size()) < taps) sc.src.resize(taps);
+    const float **src = sc.src.data();
+    for (int64_t ol = 0; ol < c.opg; ++ol)
+      for (int64_t ty = 0; ty < k; ++ty)
+        for (int64_t tx = 0; tx < k; ++tx) *src++ = planes + ol * size + ty * wv + tx;
+    float *wt = grow(sc.wt, taps);
+    float *out = grow(sc.out, len);
+    const int64_t i_end = std::min(c.cpg, (item % blocks + 1) * ib);
+    for (int64_t il = (item % blocks) * ib; il < i_end; ++il) {
+      for (int64_t ol = 0; ol < c.opg; ++ol) {
+        const int64_t o = g * c.opg + ol, kw = c.kw[o];
+        tap_weights(c.wptr[o] + il * kw * kw, kw, k, true, wt + ol * k * k);
+      }
+      correlate(sc.src.data(), wt, taps, len, out);
+      float *d = dx + (img * c.cin + g * c.cpg + il) * c.h * c.w;
+      for (int64_t y = 0; y < c.h; ++y) copy_row(out + y * wv, c.w, d + y * c.w);
+    }
+  });
+}
+
+// Weight gradient into a zero-padded (Cout, cpg, kmax, kmax) tensor: item = (image, group); each pool
+// slot sums into its own copy, added up at the end.
+// dw[o][i][t] = sum over images and output positions of dy_o * (tap t of the phases of x_i).
+void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) {
+  Pool &pool = Pool::instance();
+  const int64_t kk = c.kmax * c.kmax, per_slot = c.cout * c.cpg * kk;
+  std::vector<float> acc(pool.slots() * per_slot, 0.f);
+  pool.run(c.n * c.groups, [&](int64_t item, int64_t slot) {
+    const int64_t img = item / c.groups, g = item % c.groups;
+    const int64_t k = c.k[g], o0 = (c.kmax - k) / 2;
+    const Plane pl(c.h, c.w, c.ho, c.wo, k, c.stride);
+    Scratch &sc = thread_scratch();
+    float *planes = grow(sc.planes, c.cpg * pl.floats());
+    float *q = grow(sc.out, pl.len);
+    sc.key_call = 0;  // the planes are overwritten here
+    for (int64_t i = 0; i < c.cpg; ++i)
+      fill_phases(pl, x + ((img * c.cin) + g * c.cpg + i) * c.h * c.w, planes + i * pl.floats());
+    if (static_cast<int64_t>(sc.src.size()) < c.cpg * k * k) sc.src.resize(c.cpg * k * k);
+    for (int64_t i = 0; i < c.cpg; ++i) tap_sources(pl, planes + i * pl.floats(), sc.src.data() + i * k * k);
+    float *a = acc.data() + slot * per_slot;
+    std::memset(q, 0, sizeof(float) * pl.len);
+    for (int64_t ol = 0; ol < c.opg; ++ol) {
+      const int64_t o = g * c.opg + ol;
+      const float *d = dy + (img * c.cout + o) * c.ho * c.wo;
+      for (int64_t oy = 0; oy < c.ho; ++oy) copy_row(d + oy * c.wo, c.wo, q + oy * pl.wq);
+      for (int64_t i = 0; i < c.cpg; ++i) {
+        float *ai = a + (o * c.cpg + i) * kk;
+        const float *const *src = sc.src.data() + i * k * k;
+        for (int64_t ky = 0; ky < k; ++ky)
+          for (int64_t kx = 0; kx < k; ++kx) ai[(o0 + ky) * c.kmax + o0 + kx] += dot(q, src[ky * k + kx], pl.len);
+      }
+    }
+  });
+  for (int64_t j = 0; j < per_slot; ++j) {
+    float s = 0.f;
+    for (int64_t t = 0; t < pool.slots(); ++t) s += acc[t * per_slot + j];
+    dw[j] = s;
+  }
+}
+
+}  // namespace
+}  // namespace mixnet
+
+using mixnet::Conv;
+
+extern "C" {
+
+int DirectConvForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                      void *extra) {
+  (void)stream;
+  (void)extra;
+  const int64_t segments = nparam - 3;
+  if (segments < 1 || ndims[0] != 1 || ndims[1] != 4 || ndims[nparam - 1] != 4 || !mixnet::all_float32(nparam, dtypes))
+    return 1;
+  Conv c;
+  if (!mixnet::make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[1], segments, params + 2,
+                         shapes + 2, ndims + 2, shapes[nparam - 1], &c))
+    return 2;
+  mixnet::forward(c, static_cast<const float *>(params[1]), static_cast<float *>(params[nparam - 1]),
+                  [](int64_t, float v) { return v; });
+  return 0;
+}
+
+int DirectConvBnActForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                           void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  const int64_t segments = nparam - 7;
+  if (segments < 1 || ndims[0] != 1 || ndims[1] != 4 || ndims[nparam - 1] != 4 || !mixnet::all_float32(nparam, dtypes))
+    return 1;
+  Conv c;
+  if (!mixnet::make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[1], segments, params + 2,
+                         shapes + 2, ndims + 2, shapes[nparam - 1], &c))
+    return 2;
+  for (int i = nparam - 5; i < nparam - 1; ++i)
+    if (ndims[i] != 1 || shapes[i][0] != c.cout) return 2;
+  std::vector<float> scale(c.cout), shift(c.cout);
+  mixnet::fold_batch_norm(static_cast<const float *>(params[nparam - 5]), static_cast<const float *>(params[nparam - 4]),
+                          static_cast<const float *>(params[nparam - 3]), static_cast<const float *>(params[nparam - 2]),
+                          c.eps, c.cout, scale.data(), shift.data());
+  const float *sc = scale.data(), *sh = shift.data();
+  const float *x = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[nparam - 1]);
+  if (c.act == mixnet::kRelu) {
+    mixnet::forward(c, x, y, [sc, sh](int64_t o, float v) { return std::max(0.f, v * sc[o] + sh[o]); });
+  } else if (c.act == mixnet::kSwish) {
+    mixnet::forward(c, x, y, [sc, sh](int64_t o, float v) {
+      const float z = v * sc[o] + sh[o];
+      return z / (1.f + mixnet::fast_exp(-z));
+    });
+  } else {
+    mixnet::forward(c, x, y, [sc, sh](int64_t o, float v) { return v * sc[o] + sh[o]; });
+  }
+  return 0;
+}
+
+int DirectConvBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                       void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 6 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || ndims[4] != 4 || ndims[5] != 4 ||
+      !mixnet::all_float32(nparam, dtypes))
+    return 1;
+  Conv c;
+  if (!mixnet::make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], 1, params + 3, shapes + 3,
+                         ndims + 3, shapes[1], &c))
+    return 2;
+  if (shapes[3][2] != c.kmax) return 2;  // the weight gradient is written in the zero-padded layout
+  const float *dy = static_cast<const float *>(params[1]), *x = static_cast<const float *>(params[2]);
+  mixnet::backward_input(c, dy, static_cast<float *>(params[4]));
+  mixnet::backward_weight(c, x, dy, static_cast<float *>(params[5]));
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,112 @@
+"""MindSpore ``Custom(func_type="aot")`` primitives over the C++ kernels, and their meta tensors.
+
+Every primitive takes a float32 ``meta`` tensor first (see the ``*_meta`` builders):
+
+- :func:`direct_conv` ``(meta, x, weight) -> y``: differentiable direct grouped convolution (mixed
+  depthwise, small dense convs) with ``k//2`` padding; ``weight`` is (Cout, Cin/G, K, K), group g
+  using the centre ``k_g x k_g``. Its bprop calls one C++ backward returning both gradients.
+- :func:`direct_conv_bn_act` ``(meta, x, w_0, ..., gamma, beta, mean, variance) -> y``: inference
+  conv + folded BatchNorm + activation; the weights may be MindCV's per-group tensors.
+- :func:`pointwise` ``(meta, x, w_0, ..., gamma, beta, mean, variance, [SE params], [residual])``:
+  inference grouped 1x1 conv + folded BatchNorm + activation, with optional squeeze-and-excitation
+  of the input, residual add, or global average pooling of the output.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from mindspore import Tensor, ops
+
+from .build import library_path
+
+ACTIVATIONS = {"none": 0, "relu": 1, "swish": 2}
+
+
+def _tensor(values: list) -> Tensor:
+    return Tensor(np.array(values, dtype=np.float32))
+
+
+def direct_meta(stride: int, group_kernels: "list[int]", act: str = "none", eps: float = 1e-5) -> Tensor:
+    """``[stride, act, eps, G, k_0, ..., k_{G-1}]``: one odd kernel size per group."""
+    return _tensor([stride, ACTIVATIONS[act], eps, len(group_kernels), *group_kernels])
+
+
+def pointwise_meta(act: str, eps: float, se_act: "str | None" = None, residual: bool = False,
+                   pooled: bool = False) -> Tensor:
+    """``[act, eps, has_se, se_act, has_residual, pooled]``; ``se_act`` None means no SE."""
+    return _tensor([ACTIVATIONS[act], eps, se_act is not None, ACTIVATIONS[se_act or "none"], residual, pooled])
+
+
+def _spatial(size: int, stride: int) -> int:
+    return (size - 1) // stride + 1
+
+
+def _conv_shape(stride: int):
+    """Shape function of ``direct_conv``: (meta, x, weight) -> y."""
+    def shape(meta, x, weight):
+        return (x[0], weight[0], _spatial(x[2], stride), _spatial(x[3], stride))
+    return shape
+
+
+def _bn_conv_shape(stride: int):
+    """Shape function of ``direct_conv_bn_act``: Cout is the BatchNorm size."""
+    def shape(meta, x, *rest):
+        return (x[0], rest[-1][0], _spatial(x[2], stride), _spatial(x[3], stride))
+    return shape
+
+
+def _pointwise_shape(segments: int, pooled: bool):
+    """Shape function of ``pointwise``: Cout is the BatchNorm size (the input after the weights)."""
+    def shape(meta, x, *rest):
+        cout = rest[segments][0]
+        return (x[0], cout) if pooled else (x[0], cout, x[2], x[3])
+    return shape
+
+
+def _x_dtype(meta, x, *_):
+    return x
+
+
+def _backward_shapes(meta, dy, x, weight):
+    return x, weight
+
+
+def _backward_dtypes(meta, dy, x, weight):
+    return x, weight
+
+
+@lru_cache(maxsize=1)
+def _direct_backward() -> ops.Custom:
+    return ops.Custom(f"{library_path()}:DirectConvBackward", out_shape=_backward_shapes,
+                      out_dtype=_backward_dtypes, func_type="aot")
+
+
+def _direct_bprop(backward: ops.Custom):
+    """The bprop of ``direct_conv``: input and weight gradients from one kernel call, none for meta."""
+    def bprop(meta, x, weight, out, dout):
+        dx, dweight = backward(meta, dout, x, weight)
+        return ops.zeros_like(meta), dx, dweight
+    return bprop
+
+
+@lru_cache(maxsize=None)
+def direct_conv(stride: int) -> ops.Custom:
+    """Differentiable direct convolution ``(meta, x, weight) -> y`` for one stride."""
+    return ops.Custom(f"{library_path()}:DirectConvForward", out_shape=_conv_shape(stride),
+                      out_dtype=_x_dtype, func_type="aot", bprop=_direct_bprop(_direct_backward()))
+
+
+@lru_cache(maxsize=None)
+def direct_conv_bn_act(stride: int) -> ops.Custom:
+    """Inference ``(meta, x, w_0, ..., gamma, beta, mean, variance) -> act(bn(conv(x)))``."""
+    return ops.Custom(f"{library_path()}:DirectConvBnActForward", out_shape=_bn_conv_shape(stride),
+                      out_dtype=_x_dtype, func_type="aot")
+
+
+@lru_cache(maxsize=None)
+def pointwise(segments: int, pooled: bool = False) -> ops.Custom:
+    """Inference grouped 1x1 conv with ``segments`` weight tensors, BatchNorm, activation and extras."""
+    return ops.Custom(f"{library_path()}:PointwiseForward", out_shape=_pointwise_shape(segments, pooled),
+                      out_dtype=_x_dtype, func_type="aot")

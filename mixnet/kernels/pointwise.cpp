@@ -1,0 +1,254 @@
+// Pointwise (1x1) convolution for inference on the CPU, as one MindSpore Custom(func_type="aot") call:
+// grouped 1x1 conv (any channel split) -> folded BatchNorm -> activation, optionally with
+// squeeze-and-excitation applied to the input first, a residual added last, or a global average pool
+// of the result.
+//
+// Entry point: PointwiseForward(meta, x, w_0..w_{S-1}, gamma, beta, mean, variance,
+//                               [se_w_reduce, se_b_reduce, se_w_expand, se_b_expand], [residual]) -> y
+// meta (float32) = [act, eps, has_se, se_act, has_residual, pooled]; act/se_act: 0 none, 1 ReLU, 2 swish.
+// Segment w_s is (cout_s, cin_s, 1, 1) and maps the next cin_s input channels to the next cout_s
+// output channels (MindCV's grouped 1x1 conv). y is (N, Cout, H, W), or (N, Cout) when pooled.
+// SE: s = sigmoid(W_e act_se(W_r mean_hw(x) + b_r) + b_e) scales the input channels; it is folded
+// into the weights per image, as is the BatchNorm scale. Returns 1 for unsupported ranks or dtypes
+// and 2 for inconsistent shapes or meta.
+//
+// The product is register-blocked: kRows output channels x kChunk positions accumulate in 24 vector
+// registers while the input channels stream through; a partial last block of positions is copied
+// into a zero-padded buffer first.
+
+#include "common.h"
+
+namespace mixnet {
+namespace {
+
+constexpr int64_t kChunk = 4 * kLanes;
+constexpr int64_t kRows = 6;
+constexpr int64_t kRowBlock = 4 * kRows;   // output channels per work item
+constexpr int64_t kPosBlock = 4 * kChunk;  // positions per work item
+
+struct Segment {
+  int64_t cin0, cin, cout0, cout;
+  const float *w;
+};
+
+struct Pointwise {
+  int64_t n, cin, cout, p;  // p = H * W
+  int act, se_act;
+  float eps;
+  bool se, residual, pooled;
+  std::vector<Segment> segs;
+};
+
+// acc[r] (kRows x kChunk) = sum_i wt[r * ldw + i] * x[i * ldx + 0..kChunk) for r < R; then the
+// epilogue stores row r as out(o0 + r, values).
+template <int R, typename Store>
+inline void micro_tile(const float *x, int64_t ldx, const float *wt, int64_t ldw, int64_t cin, const Store &store_row) {
+  v16 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = (v16){};
+  for (int64_t i = 0; i < cin; ++i) {
+    const float *xi = x + i * ldx;
+    const v16 x0 = load(xi), x1 = load(xi + kLanes), x2 = load(xi + 2 * kLanes), x3 = load(xi + 3 * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const v16 wv = splat(wt[r * ldw + i]);
+      acc[r][0] += wv * x0;
+      acc[r][1] += wv * x1;
+      acc[r][2] += wv * x2;
+      acc[r][3] += wv * x3;
+    }
+  }
+  alignas(64) float row[kChunk];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < 4; ++j) store(row + j * kLanes, acc[r][j]);
+    store_row(r, row);
+  }
+}
+
+template <typename Store>
+void tile(int64_t rows, const float *x, int64_t ldx, const float *wt, int64_t ldw, int64_t cin, const Store &s) {
+  switch (rows) {
+    case 1: micro_tile<1>(x, ldx, wt, ldw, cin, s); break;
+    case 2: micro_tile<2>(x, ldx, wt, ldw, cin, s); break;
+    case 3: micro_tile<3>(x, ldx, wt, ldw, cin, s); break;
+    case 4: micro_tile<4>(x, ldx, wt, ldw, cin, s); break;
+    case 5: micro_tile<5>(x, ldx, wt, ldw, cin, s); break;
+    default: micro_tile<6>(x, ldx, wt, ldw, cin, s); break;
+  }
+}
+
+// Per image: the SE gate s[c] from the channel means of x.
+void squeeze_excite(const Pointwise &pw, const float *x, const float *wr, const float *br, const float *we,
+                    const float *be, int64_t reduced, float *gate) {
+  Pool::instance().run(pw.n, [&](int64_t img, int64_t) {
+    std::vector<float> mean(pw.cin), hidden(reduced);
+    for (int64_t c = 0; c < pw.cin; ++c) {
+      const float *xc = x + (img * pw.cin + c) * pw.p;
+      float s = 0.f;
+      for (int64_t i = 0; i < pw.p; ++i) s += xc[i];
+      mean[c] = s / static_cast<float>(pw.p);
+    }
+    for (int64_t r = 0; r < reduced; ++r) {
+      float s = br[r];
+      for (int64_t c = 0; c < pw.cin; ++c) s += wr[r * pw.cin + c] * mean[c];
+      hidden[r] = activate(pw.se_act, s);
+    }
+    float *g = gate + img * pw.cin;
+    for (int64_t c = 0; c < pw.cin; ++c) {
+      float s = be[c];
+      for (int64_t r = 0; r < reduced; ++r) s += we[c * reduced + r] * hidden[r];
+      g[c] = sigmoid(s);
+    }
+  });
+}
+
+// y = act(scale * (W (gate * x)) + shift) [+ residual], or its mean over positions when pooled.
+void pointwise(const Pointwise &pw, const float *x, const float *scale, const float *shift, const float *gate,
+               const float *res, float *y) {
+  std::vector<int64_t> seg_rows;  // row blocks per segment
+  int64_t per_image = 0;
+  const int64_t pos_block = pw.pooled ? pw.p : kPosBlock;
+  const int64_t pos_blocks = (pw.p + pos_block - 1) / pos_block;
+  for (const Segment &s : pw.segs) {
+    seg_rows.push_back((s.cout + kRowBlock - 1) / kRowBlock);
+    per_image += seg_rows.back() * pos_blocks;
+  }
+  Pool::instance().run(pw.n * per_image, [&](int64_t item, int64_t) {
+    const int64_t img = item / per_image;
+    int64_t rest = item % per_image, si = 0;
+    while (rest >= seg_rows[si] * pos_blocks) rest -= seg_rows[si++] * pos_blocks;
+    const Segment &s = pw.segs[si];
+    const int64_t o_begin = (rest / pos_blocks) * kRowBlock, o_end = std::min(s.cout, o_begin + kRowBlock);
+    const int64_t p_begin = (rest % pos_blocks) * pos_block, p_end = std::min(pw.p, p_begin + pos_block);
+    Scratch &sc = thread_scratch();
+    // Weights of this row block, scaled by the BatchNorm scale (rows) and the SE gate (columns).
+    float *wt = grow(sc.wt, kRowBlock * s.cin);
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      const float *wo = s.w + o * s.cin;
+      float *dst = wt + (o - o_begin) * s.cin;
+      const float sc_o = scale[s.cout0 + o];
+      if (gate) {
+        const float *g = gate + img * pw.cin + s.cin0;
+        for (int64_t i = 0; i < s.cin; ++i) dst[i] = wo[i] * g[i] * sc_o;
+      } else {
+        for (int64_t i = 0; i < s.cin; ++i) dst[i] = wo[i] * sc_o;
+      }
+    }
+    const float *xs = x + (img * pw.cin + s.cin0) * pw.p;
+    float *pooled_sum = nullptr;
+    if (pw.pooled) {
+      pooled_sum = grow(sc.out, kRowBlock);
+      std::fill(pooled_sum, pooled_sum + kRowBlock, 0.f);
+    }
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += kChunk) {
+      const int64_t valid = std::min(kChunk, p_end - p0);
+      const float *xp = xs + p0;
+      int64_t ldx = pw.p;
+      if (valid < kChunk || p0 + kChunk > pw.p) {  // partial block: zero-padded copy
+        float *buf = grow(sc.planes, s.cin * kChunk);
+        sc.key_call = 0;
+        for (int64_t i = 0; i < s.cin; ++i) {
+          copy_row(xs + i * pw.p + p0, valid, buf + i * kChunk);
+          std::fill(buf + i * kChunk + valid, buf + (i + 1) * kChunk, 0.f);
+        }
+        xp = buf;
+        ldx = kChunk;
+      }
+      for (int64_t r0 = o_begin; r0 < o_end; r0 += kRows) {
+        const int64_t rows = std::min(kRows, o_end - r0);
+        tile(rows, xp, ldx, wt + (r0 - o_begin) * s.cin, s.cin, s.cin, [&](int r, float *v) {
+          const int64_t o = s.cout0 + r0 + r;
+          const float sh = shift[o];
+          for (int64_t j = 0; j < valid; ++j) v[j] += sh;
+          activate_run(pw.act, v, valid);
+          if (pw.pooled) {
+            float t = 0.f;
+            for (int64_t j = 0; j < valid; ++j) t += v[j];
+            pooled_sum[r0 + r - o_begin] += t;
+            return;
+          }
+          float *yo = y + (img * pw.cout + o) * pw.p + p0;
+          if (res) {
+            const float *ro = res + (img * pw.cout + o) * pw.p + p0;
+            for (int64_t j = 0; j < valid; ++j) yo[j] = v[j] + ro[j];
+          } else {
+            copy_row(v, valid, yo);
+          }
+        });
+      }
+    }
+    if (pw.pooled) {
+      for (int64_t o = o_begin; o < o_end; ++o)
+        y[img * pw.cout + s.cout0 + o] = pooled_sum[o - o_begin] / static_cast<float>(pw.p);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace mixnet
+
+extern "C" int PointwiseForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  using mixnet::Pointwise;
+  if (nparam < 8 || ndims[0] != 1 || shapes[0][0] != 6 || ndims[1] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
+  const float *meta = static_cast<const float *>(params[0]);
+  Pointwise pw;
+  pw.act = static_cast<int>(meta[0]);
+  pw.eps = meta[1];
+  pw.se = meta[2] != 0.f;
+  pw.se_act = static_cast<int>(meta[3]);
+  pw.residual = meta[4] != 0.f;
+  pw.pooled = meta[5] != 0.f;
+  const int64_t segments = nparam - 7 - (pw.se ? 4 : 0) - (pw.residual ? 1 : 0);
+  if (segments < 1 || pw.act < mixnet::kNone || pw.act > mixnet::kSwish || pw.se_act < mixnet::kNone ||
+      pw.se_act > mixnet::kSwish || (pw.pooled && pw.residual))
+    return 2;
+  const int64_t *xs = shapes[1];
+  pw.n = xs[0];
+  pw.cin = xs[1];
+  pw.p = xs[2] * xs[3];
+  int64_t cin0 = 0, cout0 = 0;
+  for (int64_t s = 0; s < segments; ++s) {
+    const int64_t *ws = shapes[2 + s];
+    if (ndims[2 + s] != 4 || ws[2] != 1 || ws[3] != 1) return 2;
+    pw.segs.push_back({cin0, ws[1], cout0, ws[0], static_cast<const float *>(params[2 + s])});
+    cin0 += ws[1];
+    cout0 += ws[0];
+  }
+  pw.cout = cout0;
+  if (cin0 != pw.cin) return 2;
+  int idx = 2 + static_cast<int>(segments);
+  for (int i = idx; i < idx + 4; ++i)
+    if (ndims[i] != 1 || shapes[i][0] != pw.cout) return 2;
+  std::vector<float> scale(pw.cout), shift(pw.cout), gate;
+  mixnet::fold_batch_norm(static_cast<const float *>(params[idx]), static_cast<const float *>(params[idx + 1]),
+                          static_cast<const float *>(params[idx + 2]), static_cast<const float *>(params[idx + 3]),
+                          pw.eps, pw.cout, scale.data(), shift.data());
+  idx += 4;
+  if (pw.se) {
+    const int64_t *wr = shapes[idx], *br = shapes[idx + 1], *we = shapes[idx + 2], *be = shapes[idx + 3];
+    const int64_t reduced = wr[0];
+    if (ndims[idx] != 4 || wr[1] != pw.cin || wr[2] * wr[3] != 1 || br[0] != reduced || ndims[idx + 2] != 4 ||
+        we[0] != pw.cin || we[1] != reduced || we[2] * we[3] != 1 || be[0] != pw.cin)
+      return 2;
+    gate.resize(pw.n * pw.cin);
+    mixnet::squeeze_excite(pw, static_cast<const float *>(params[1]), static_cast<const float *>(params[idx]),
+                           static_cast<const float *>(params[idx + 1]), static_cast<const float *>(params[idx + 2]),
+                           static_cast<const float *>(params[idx + 3]), reduced, gate.data());
+    idx += 4;
+  }
+  const float *res = nullptr;
+  if (pw.residual) {
+    if (ndims[idx] != 4 || shapes[idx][0] != pw.n || shapes[idx][1] != pw.cout || shapes[idx][2] * shapes[idx][3] != pw.p)
+      return 2;
+    res = static_cast<const float *>(params[idx++]);
+  }
+  const int64_t *ys = shapes[idx];
+  if (pw.pooled ? (ndims[idx] != 2 || ys[0] != pw.n || ys[1] != pw.cout)
+                : (ndims[idx] != 4 || ys[0] != pw.n || ys[1] != pw.cout || ys[2] * ys[3] != pw.p))
+    return 2;
+  mixnet::pointwise(pw, static_cast<const float *>(params[1]), scale.data(), shift.data(),
+                    pw.se ? gate.data() : nullptr, res, static_cast<float *>(params[idx]));
+  return 0;
+}

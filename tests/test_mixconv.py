@@ -1,0 +1,143 @@
+"""Every MixConv implementation against the split reference: forward, gradients, fused inference."""
+
+from __future__ import annotations
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn, ops
+
+from mixnet import create_model
+from mixnet.blocks import MixNetBlock
+from mixnet.layers import ConvBnAct, MixedDepthwiseConv
+from space.genome import LayerSpec
+
+IMPLS = ("fused", "custom")
+# Four blocks: no expansion; stride 2 with 2+2 groups; SE (ReLU inside) with swish and residual.
+SMALL = ("stem8_head32_w1_d0_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,r1_k3.5.7_a1.1_p1.1_s2_e3_i8_o12_re,"
+         "r2_k3.5.7.9_a1.1_p1.1_s1_e6_i12_o12_se0.5_sw_sere")
+
+
+def randomize(cells: "list[nn.Cell]", seed: int) -> None:
+    """Give every parameter (BN statistics included) the same non-trivial random values in each cell."""
+    rng = np.random.RandomState(seed)
+    values = {}
+    for name, p in cells[0].parameters_and_names():
+        if name.endswith(("moving_variance", "gamma")):
+            values[name] = rng.uniform(0.5, 1.5, p.shape)
+        elif name.endswith(("moving_mean", "beta", "bias")):
+            values[name] = rng.normal(0, 0.1, p.shape)
+        else:
+            values[name] = rng.normal(0, np.sqrt(2.0 / max(1, int(np.prod(p.shape[1:])))), p.shape)
+    for cell in cells:
+        for name, p in cell.parameters_and_names():
+            p.set_data(ms.Tensor(values[name].astype(np.float32)))
+
+
+class Projected(nn.Cell):
+    """sum(cell(x) * r) for a fixed random r: a scalar whose gradient exercises every output."""
+
+    def __init__(self, cell: nn.Cell, out_shape: tuple, seed: int = 7) -> None:
+        super().__init__()
+        self.cell = cell
+        self.r = ms.Tensor(np.random.RandomState(seed).normal(size=out_shape).astype(np.float32))
+
+    def construct(self, x: ms.Tensor) -> ms.Tensor:
+        return (self.cell(x) * self.r).sum()
+
+
+def gradients(cell: nn.Cell, x: ms.Tensor) -> list[np.ndarray]:
+    """[d/dx, d/dparam ...] of the projected output, in the training mode the cell is in."""
+    out_shape = cell(x).shape
+    loss = Projected(cell, out_shape)
+    dx, dws = ms.grad(loss, grad_position=0, weights=cell.trainable_params())(x)
+    return [dx.asnumpy()] + [w.asnumpy() for w in dws]
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, scale: float, rtol: float = 1e-4) -> None:
+    """|got - want| <= rtol * scale everywhere."""
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= rtol * scale, (np.abs(got - want).max(), scale)
+
+
+def assert_same_gradients(got: list, want: list) -> None:
+    """Every gradient tensor close, relative to the largest gradient of its own kind or overall."""
+    overall = max(float(np.abs(w).max()) for w in want)
+    for g, w in zip(got, want):
+        assert_close(g, w, max(float(np.abs(w).max()), 1e-2 * overall))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("channels,kernels,stride,size", [
+    (13, (3, 5, 7), 1, 12),            # uneven split: the remainder goes to group 0
+    (16, (3, 5, 7, 9, 11), 2, 17),     # odd size, stride 2, kernels larger than the input
+    (8, (3,), 2, 16),                  # a single group
+    (12, (5, 3), 1, 9),                # kernel sizes not in increasing order
+])
+def test_mixconv_matches_split(impl: str, channels: int, kernels: tuple, stride: int, size: int) -> None:
+    ref = MixedDepthwiseConv(channels, kernels, stride, "split")
+    net = MixedDepthwiseConv(channels, kernels, stride, impl)
+    randomize([ref, net], seed=1)
+    x = ms.Tensor(np.random.RandomState(2).normal(size=(2, channels, size, size)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+    assert_same_gradients(gradients(net, x), gradients(ref, x))
+
+
+def test_mixconv_parameters_keep_mindcv_names_and_shapes() -> None:
+    names = {n: tuple(p.shape) for n, p in MixedDepthwiseConv(13, (3, 5, 7), 1, "custom").parameters_and_names()}
+    assert names == {"mixed_depthwise_conv.0.weight": (5, 1, 3, 3), "mixed_depthwise_conv.1.weight": (4, 1, 5, 5),
+                     "mixed_depthwise_conv.2.weight": (4, 1, 7, 7)}
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_stem_custom_matches_split(train: bool) -> None:
+    ref = ConvBnAct(3, 16, 3, 2, "relu", 0.9, 1e-5, "split")
+    net = ConvBnAct(3, 16, 3, 2, "relu", 0.9, 1e-5, "custom")
+    randomize([ref, net], seed=3)
+    ref.set_train(train)
+    net.set_train(train)
+    x = ms.Tensor(np.random.RandomState(4).normal(size=(2, 3, 20, 20)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+    if train:
+        assert_same_gradients(gradients(net, x), gradients(ref, x))
+
+
+@pytest.mark.parametrize("layer", [
+    LayerSpec(0, 0, (3, 5, 7), 2, 2, 1, 6, 12, 12, 72, 6, "swish", "swish"),   # SE, residual, grouped 1x1s
+    LayerSpec(1, 1, (3, 5, 7, 9), 3, 1, 2, 3, 10, 14, 30, 0, "relu", "relu"),  # uneven 1x1 groups, stride 2
+    LayerSpec(2, 2, (3,), 1, 2, 1, 1, 16, 16, 16, 4, "relu", "relu"),          # no expansion (first block)
+])
+def test_fused_inference_block_matches_split(layer: LayerSpec) -> None:
+    ref = MixNetBlock(layer, 0.9, 1e-5, "split")
+    net = MixNetBlock(layer, 0.9, 1e-5, "custom")
+    randomize([ref, net], seed=5)
+    ref.set_train(False)
+    net.set_train(False)
+    x = ms.Tensor(np.random.RandomState(6).normal(size=(2, layer.in_channels, 11, 11)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+
+
+def test_whole_network_custom_matches_split_in_eval_and_training() -> None:
+    ref = create_model(SMALL, mixconv_impl="split")
+    net = create_model(SMALL, mixconv_impl="custom")
+    randomize([ref, net], seed=8)
+    x = ms.Tensor(np.random.RandomState(9).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    ref.set_train(False)
+    net.set_train(False)
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+    ref.set_train(True)
+    net.set_train(True)
+    assert_same_gradients(gradients(net, x), gradients(ref, x))
+
+
+def test_kernel_rejects_inconsistent_meta() -> None:
+    from mixnet.kernels import ops as kops
+    op = kops.direct_conv(1)
+    x = ms.Tensor(np.ones((1, 4, 8, 8), np.float32))
+    w = ms.Tensor(np.ones((4, 1, 3, 3), np.float32))
+    with pytest.raises(RuntimeError):  # meta says 2 groups of 5x5, the weight is 3x3 for 4 groups
+        ops.stop_gradient(op(kops.direct_meta(1, [5, 5]), x, w)).asnumpy()
