@@ -33,6 +33,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(digits: Path, out: Path) -> dict:
     """A short run that exercises every piece of state: EMA, dynamic loss scale, dropout, mixing, RandAugment."""
     return {"data_dir": str(digits), "ckpt_save_dir": str(out), "genome": TINY, "width": None, "epoch_size": 2,
+            "opt": "momentum", "lr": 0.05, "weight_decay": 4e-5,
             "num_samples": 192, "batch_size": 32, "warmup_epochs": 1, "ema": True, "ema_decay": 0.9,
             "loss_scale_type": "dynamic", "loss_scale": 1024, "drop_overflow_update": True, "mixup": 0.2,
             "cutmix": 1.0, "cutmix_prob": 0.5, "auto_augment": "randaug-m9-mstd0.5", "re_prob": 0.25,
@@ -107,7 +108,7 @@ def test_rerun_of_a_finished_or_different_run(straight: tuple[Path, object], dig
     again = train(load_config(RECIPE, settings(digits, out)), progress=False)
     assert again.final_top1 == pytest.approx(result.final_top1) and again.best_top1 == result.best_top1
     with pytest.raises(UsageError, match=r"holds a run with other settings \(lr differ\)"):
-        train(load_config(RECIPE, dict(settings(digits, out), lr=0.05)), progress=False)
+        train(load_config(RECIPE, dict(settings(digits, out), lr=0.02)), progress=False)
 
 
 def test_validate_cli_reads_best_checkpoint(straight: tuple[Path, object], digits: Path) -> None:
@@ -138,6 +139,20 @@ def test_mindcv_checkpoint_loads(digits: Path, tmp_path: Path) -> None:
     cfg = load_config(RECIPE, {"data_dir": str(digits), "width": None, "batch_size": 120})
     metrics = evaluate(cfg, path)
     assert metrics["n"] == 360 and 0 <= metrics["top1"] <= metrics["top5"] <= 100
+
+
+def test_mixed_precision_adamw_clipping(digits: Path, tmp_path: Path) -> None:
+    cfg = load_config(RECIPE, {"data_dir": str(digits), "ckpt_save_dir": str(tmp_path), "genome": TINY,
+                               "width": None, "epoch_size": 1, "num_samples": 64, "batch_size": 32, "amp_level": "O1",
+                               "val_amp_level": "O2", "loss_scale_type": "dynamic", "loss_scale": 65536,
+                               "drop_overflow_update": True, "opt": "adamw", "lr": 0.002, "clip_grad": True,
+                               "clip_value": 1.0})
+    result = train(cfg, progress=False)
+    assert result.final_top1 is not None
+    params = load(next(tmp_path.glob(f"{PREFIX}*-1_2.ckpt")))
+    assert {"stem_conv.0.weight", "classifier.weight", "adam_m.classifier.weight", "loss_scale.value"} <= set(params)
+    assert float(params["loss_scale.value"].asnumpy()) <= 65536
+    assert result.best_ckpt is not None
 
 
 def test_distribute_needs_a_launcher(digits: Path) -> None:

@@ -2,8 +2,8 @@
 
 Every key of MindCV's ``config.py`` is accepted with its default (two exceptions, both safer:
 ``data_dir`` has no default and ``device_target`` defaults to the installed MindSpore's device),
-plus MindCV's older ``filter_bias_and_bn`` / ``dynamic_loss_scale`` and four MixNAS keys:
-``genome``, ``width``, ``se_act`` and ``decay_epochs: null`` (= ``epoch_size - warmup_epochs``).
+plus MindCV's older ``filter_bias_and_bn`` / ``dynamic_loss_scale`` and the MixNAS keys ``genome``,
+``width``, ``se_act``, ``head_init_scale`` and ``decay_epochs: null`` (= ``epoch_size - warmup_epochs``).
 """
 
 from __future__ import annotations
@@ -156,6 +156,8 @@ def _keys() -> tuple[Key, ...]:
         k("width", None, "float", "width multiplier override for the model/genome", nullable=True),
         k("se_act", None, "str", "SE activation (null: relu for a model preset as MindCV builds it, "
           "the genome's own for a genome)", nullable=True, choices=("relu", "swish")),
+        k("head_init_scale", None, "float", "multiply the classifier's initial weights (timm's head-init-scale; "
+          "null: keep them)", nullable=True),
     )
 
 
@@ -402,6 +404,8 @@ def check_settings(v: dict[str, Any], where: str) -> None:
         raise bad("num_classes", "must be an integer >= 1 or null")
     if v["width"] is not None and not 0 < v["width"] <= 8:
         raise bad("width", "must be a number in (0, 8] or null")
+    if v["head_init_scale"] is not None and v["head_init_scale"] < 0:
+        raise bad("head_init_scale", "must be a number >= 0 or null")
     if v["drop_rate"] is not None and not 0 <= v["drop_rate"] < 1:
         raise bad("drop_rate", "must be a number in [0, 1) or null")
     if v["auto_augment"] is not None:

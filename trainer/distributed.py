@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def setup(cfg: Any) -> Ranks:
     return Ranks(get_rank(), world)
 
 
-def all_sum(values: "list[float]", ranks: Ranks) -> np.ndarray:
+def all_sum(values: "Sequence[float] | np.ndarray", ranks: Ranks) -> np.ndarray:
     """Element-wise sum of ``values`` over all ranks (the values themselves on one rank)."""
     array = np.asarray(values, np.float32)
     if ranks.world == 1:

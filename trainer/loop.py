@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -48,6 +49,7 @@ class TrainResult:
     best_ckpt: "Path | None"
     compile_seconds: float = 0.0
     skipped_images: int = 0
+    weights_digest: str = ""
 
 
 class Session:
@@ -57,6 +59,9 @@ class Session:
         self.cfg, self.genome, self.ranks = cfg, genome, ranks
         ms.set_seed(cfg.seed)
         self.net = build_network(genome, cfg.in_channels)
+        if cfg.head_init_scale is not None:
+            weight = self.net.classifier.weight
+            weight.set_data(Tensor(weight.asnumpy() * cfg.head_init_scale, weight.dtype))
         self.eval_net = apply_amp(build_network(genome, cfg.in_channels), cfg.val_amp_level)
         self.data = TrainData(cfg, train_split, num_classes, ranks.rank, ranks.world)
         self.steps = self.data.steps
@@ -92,6 +97,26 @@ class Session:
         source = self.validated_weights()
         for p in self.eval_net.get_parameters():
             p.set_data(Tensor(source[p.name].asnumpy(), p.dtype))
+
+    def sync_statistics(self) -> None:
+        """Average BN moving statistics (and their EMA) over ranks, so every rank holds the same weights."""
+        if self.ranks.world == 1:
+            return
+        params = [p for p in self.step.get_parameters() if "moving_" in p.name]
+        flat = np.concatenate([p.asnumpy().astype(np.float32).ravel() for p in params])
+        mean = all_sum(flat, self.ranks) / self.ranks.world
+        offset = 0
+        for p in params:
+            p.set_data(Tensor(mean[offset:offset + p.size].reshape(p.shape), p.dtype))
+            offset += p.size
+
+    def weights_digest(self) -> str:
+        """SHA-256 of the network weights (equal on every rank of a data-parallel run)."""
+        digest = hashlib.sha256()
+        for p in sorted(self.net.get_parameters(), key=lambda q: q.name):
+            digest.update(p.name.encode())
+            digest.update(np.ascontiguousarray(p.asnumpy()).tobytes())
+        return digest.hexdigest()
 
     def global_step(self) -> int:
         """Optimizer steps taken so far."""
@@ -133,6 +158,7 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
     skipped_total = 0
     for epoch in range(start, cfg.epoch_size):
         stats = run_epoch(session, epoch, clock, verbose)
+        session.sync_statistics()
         skipped_total = int(stats["skipped_images"])
         metrics = dict(stats, epoch=epoch + 1, step=session.global_step(), top1=None, top5=None, val_loss=None,
                        val_images=None, val_seconds=None)
@@ -159,7 +185,8 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
                        epochs=cfg.epoch_size, seconds=time.time() - started,
                        images_per_second=clock.steady_rate(), metrics_csv=records.path if records else None,
                        best_ckpt=(out_dir / BEST_NAME) if writing and (out_dir / BEST_NAME).is_file() else None,
-                       compile_seconds=clock.first_step_seconds or 0.0, skipped_images=skipped_total)
+                       compile_seconds=clock.first_step_seconds or 0.0, skipped_images=skipped_total,
+                       weights_digest=session.weights_digest())
 
 
 def find_val_split(cfg: Any, train_split: Split) -> "Split | None":
