@@ -20,7 +20,7 @@ from .environment import environment
 from .lut import FORMAT_VERSION, LatencyTable, LutEntry, option_label, space_document
 from .measure import measure_cells, measure_genomes
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, check_protocol
-from .target import LatencyTarget, check_target
+from .target import LatencyTarget, check_target, network_impl
 
 DEFAULT_CALIBRATION = 10
 DEFAULT_PASSES = 3
@@ -67,15 +67,21 @@ def layer_choice_genomes(space: SearchSpace, layer: int) -> list[Genome]:
     return genomes
 
 
-def lut_parts(space: SearchSpace, resolution: int) -> list[Part]:
-    """Stem, every distinct (layer, choice) and head/classifier, with input shapes at ``resolution``."""
+def lut_parts(space: SearchSpace, resolution: int, impl: str = "split") -> list[Part]:
+    """Stem, every distinct (layer, choice) and head/classifier, with input shapes at ``resolution``.
+
+    ``impl`` is the MixConv implementation the parts are built with (``auto`` or a concrete one).
+    """
     from mixnet import create_model
     from mixnet.blocks import MixNetBlock
+    from mixnet.impl_select import resolve_impl
     from mixnet.network import BN_EPS, BN_MOMENTUM
+
+    impl = resolve_impl(impl)
 
     skeleton_cost = network_cost(space.skeleton, resolution).rows
     parts = [Part("stem", -1, "fixed", skeleton_cost[0].in_shape,
-                  lambda: create_model(space.skeleton).stem_conv)]
+                  lambda: create_model(space.skeleton, mixconv_impl=impl).stem_conv)]
     for layer in range(len(space.base_genes)):
         seen = set()
         for genome in layer_choice_genomes(space, layer):
@@ -85,11 +91,11 @@ def lut_parts(space: SearchSpace, resolution: int) -> list[Part]:
             seen.add(label)
             spec = genome.layers()[layer]
             parts.append(Part("layer", layer, label, skeleton_cost[layer + 1].in_shape,
-                              lambda spec=spec: MixNetBlock(spec, BN_MOMENTUM, BN_EPS)))
+                              lambda spec=spec: MixNetBlock(spec, BN_MOMENTUM, BN_EPS, impl)))
     head_row = skeleton_cost[-2]
-    parts.append(Part("head", -1, "fixed", head_row.in_shape, lambda: create_model(space.skeleton).head_conv))
+    parts.append(Part("head", -1, "fixed", head_row.in_shape, lambda: create_model(space.skeleton, mixconv_impl=impl).head_conv))
     parts.append(Part("classifier", -1, "fixed", head_row.out_shape,
-                      lambda: classifier_cell(create_model(space.skeleton))))
+                      lambda: classifier_cell(create_model(space.skeleton, mixconv_impl=impl))))
     return parts
 
 
@@ -130,7 +136,7 @@ def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", prog
     check_protocol(warmup, repeats)
     started = time.perf_counter()
     env = environment(target)
-    parts = lut_parts(space, target.resolution)
+    parts = lut_parts(space, target.resolution, network_impl(target))
     genomes = calibration_genomes(space, calibrate, seed)
     with tqdm(total=len(parts) + len(genomes), desc="lut build", unit="part", file=sys.stderr,
               disable=not progress, dynamic_ncols=True) as bar:

@@ -19,7 +19,7 @@ from .cache import LatencyCache
 from .environment import env_key, environment
 from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_EXTRA_S, LatencyResult, Runner, check_protocol,
                        quietest, time_runs)
-from .target import LatencyTarget, check_available, validate_target
+from .target import LatencyTarget, check_available, network_impl, validate_target
 
 
 def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> Runner:
@@ -87,7 +87,7 @@ def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: in
 
     def builder(genome: Genome) -> Callable[[], object]:
         """A function that builds the genome's network."""
-        return lambda: create_model(genome)
+        return lambda: create_model(genome, mixconv_impl=network_impl(target))
 
     measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
                              [dict(base_env, genome_key=k) for k in todo], target, warmup, repeats, passes, step,

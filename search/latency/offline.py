@@ -41,7 +41,7 @@ def export_batch(genomes: list[Genome], batch: int, resolution: int, out_dir: "s
     for genome in tqdm(genomes, desc="mindir export", unit="genome", file=sys.stderr, disable=not progress):
         key = genome.key()
         if not (out_dir / f"{key}.mindir").is_file():
-            net = create_model(genome)
+            net = create_model(genome, mixconv_impl="split")
             net.set_train(False)
             export_mindir(net, shape, out_dir / key)
         models.append({"key": key, "genome": genome.to_string(), "file": f"{key}.mindir"})

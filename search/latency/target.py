@@ -101,3 +101,12 @@ def check_target(target: LatencyTarget) -> None:
     """Raise UsageError for an unknown backend/device, an absent device or a missing onnxruntime."""
     validate_target(target)
     check_available(target)
+
+
+def network_impl(target: LatencyTarget) -> str:
+    """The MixConv implementation of networks measured on ``target``.
+
+    ONNX and MindIR exports hold standard operators only (``split``); MindSpore itself runs the
+    fastest implementation measured on its device (``auto``).
+    """
+    return "auto" if target.backend == "mindspore" else "split"
