@@ -12,7 +12,8 @@ import pytest
 from conftest import ROOT, assert_user_error, run_cli
 from space.errors import UsageError
 from trainer import evaluate, load_config, train, write_digits
-from trainer.checkpointing import load, read_meta
+from mixnet.checkpoint import read_checkpoint as load
+from trainer.checkpointing import read_meta
 
 TINY = ("stem8_head32_w1_d0.2_nc10,r1_k3_a1_p1_s2_e1_i8_o8_re,"
         "r1_k3.5_a1_p1_s2_e3_i8_o16_se0.25_sw_sesw")
@@ -153,6 +154,16 @@ def test_mixed_precision_adamw_clipping(digits: Path, tmp_path: Path) -> None:
     assert {"stem_conv.0.weight", "classifier.weight", "adam_m.classifier.weight", "loss_scale.value"} <= set(params)
     assert float(params["loss_scale.value"].asnumpy()) <= 65536
     assert result.best_ckpt is not None
+
+
+def test_train_cli(digits: Path, tmp_path: Path) -> None:
+    proc = run_cli("train", "--config", str(RECIPE), "--data_dir", str(digits), "--genome", TINY, "--width", "null",
+                   "--epoch_size", "1", "--num_samples", "64", "--batch_size", "32", "--ckpt_save_dir",
+                   str(tmp_path), "--log_interval", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["epochs"] == 1 and result["best_ckpt"] == str(tmp_path / "best.ckpt")
+    assert "epoch 1/1 step 2/2 loss" in proc.stderr and "val top-1" in proc.stderr
 
 
 def test_distribute_needs_a_launcher(digits: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import mindspore as ms
 from mindspore import Parameter, Tensor
 
-from mixnet.checkpoint import fit_report, read_checkpoint
+from mixnet.checkpoint import fit_report
 from space.errors import UsageError
 
 META_KEY = "mixnas_meta"
@@ -118,8 +118,3 @@ def prune(folder: Path, prefix: str, keep: int, policy: "str | None", top1: dict
     for _, path in found:
         if path not in kept:
             path.unlink(missing_ok=True)
-
-
-def load(path: "str | Path") -> dict:
-    """All entries of a checkpoint file (one-line error when it is missing or unreadable)."""
-    return read_checkpoint(path)

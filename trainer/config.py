@@ -51,7 +51,7 @@ def _keys() -> tuple[Key, ...]:
         k("distribute", False, "bool", "data-parallel training under msrun (one process per device)"),
         k("val_while_train", False, "bool", "validate on val_split every val_interval epochs"),
         k("val_interval", 1, "int", "epochs between validations"),
-        k("log_interval", 100, "int", "steps between log lines when the progress bar is off"),
+        k("log_interval", 100, "int", "steps between progress lines when stderr is not a terminal"),
         k("seed", 42, "int", "seed of weights, data order and augmentation"),
         k("device_target", None, "str", "CPU, GPU or Ascend (null: the installed MindSpore's device)",
           nullable=True),
@@ -93,7 +93,7 @@ def _keys() -> tuple[Key, ...]:
         # model
         k("model", "mixnet_s", "str", "preset to build: mixnet_s, mixnet_m, mixnet_l"),
         k("num_classes", None, "int", "classifier size (null: number of class folders)", nullable=True),
-        k("in_channels", 3, "int", "input image channels"),
+        k("in_channels", 3, "int", "input image channels (images are decoded as RGB: 3)", choices=(3,)),
         k("drop_rate", None, "float", "dropout before the classifier (null: the genome's)", nullable=True),
         k("drop_path_rate", None, "float", "stochastic depth (MixNet has none: null or 0)", nullable=True),
         k("pretrained", False, "bool", "must stay False: give weights with ckpt_path"),

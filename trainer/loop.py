@@ -16,11 +16,12 @@ import numpy as np
 from mindspore import Tensor
 from tqdm import tqdm
 
+from mixnet.checkpoint import read_checkpoint
 from space import Genome
 from space.errors import UsageError
 
-from .checkpointing import (BEST_NAME, atomic_save, epoch_checkpoints, load, load_network_weights, prune,
-                            read_meta, restore_state)
+from .checkpointing import (BEST_NAME, atomic_save, epoch_checkpoints, load_network_weights, prune, read_meta,
+                            restore_state)
 from .data import Split, TrainData, check_same_classes, scan_split
 from .distributed import Ranks, all_sum, setup
 from .model import apply_amp, build_network, resolve_genome
@@ -212,7 +213,7 @@ def starting_point(cfg: Any, session: Session, out_dir: Path, prefix: str, save_
     Returns the number of epochs already done and the best record so far.
     """
     if cfg.ckpt_path:
-        params = load(cfg.ckpt_path)
+        params = read_checkpoint(cfg.ckpt_path)
         load_network_weights(session.net, params, cfg.ckpt_path)
         if not cfg.resume_opt:
             return 0, {}
@@ -223,7 +224,7 @@ def starting_point(cfg: Any, session: Session, out_dir: Path, prefix: str, save_
     if not found:
         return 0, {}
     path = found[-1][1]
-    params = load(path)
+    params = read_checkpoint(path)
     recorded = read_meta(params).get("settings", {})
     current = session.settings()
     differ = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
@@ -278,8 +279,9 @@ def run_epoch(session: Session, epoch: int, clock: Throughput, verbose: bool) ->
     skipped = SkipCounter()
     loss_sum, images_seen = 0.0, 0
     began = time.time()
+    lines = verbose and not sys.stderr.isatty()
     bar = tqdm(total=session.steps, desc=f"epoch {epoch + 1}/{cfg.epoch_size}", unit="step", leave=False,
-               disable=not verbose, file=sys.stderr, dynamic_ncols=True)
+               disable=not verbose or lines, file=sys.stderr, dynamic_ncols=True)
     try:
         tick = time.time()
         for index, (images, labels) in enumerate(session.data.batches(epoch, skipped)):
@@ -292,9 +294,13 @@ def run_epoch(session: Session, epoch: int, clock: Throughput, verbose: bool) ->
             tick = now
             loss_sum += loss
             images_seen += len(images)
+            rate = images_seen * ranks.world / max(now - began, 1e-9)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{session.lrs[step]:.3g}",
-                            img_s=f"{images_seen * ranks.world / max(now - began, 1e-9):.1f}", refresh=False)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{session.lrs[step]:.3g}", img_s=f"{rate:.1f}", refresh=False)
+            if lines and ((index + 1) % cfg.log_interval == 0 or index + 1 == session.steps):
+                eta = (now - began) / (index + 1) * (session.steps - index - 1)
+                say(f"epoch {epoch + 1}/{cfg.epoch_size} step {index + 1}/{session.steps} loss {loss:.4f} "
+                    f"lr {session.lrs[step]:.4g} {rate:.1f} img/s, epoch ETA {eta:.0f}s")
     finally:
         bar.close()
     seconds = time.time() - began

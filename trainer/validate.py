@@ -9,10 +9,11 @@ from typing import Any
 import mindspore as ms
 import numpy as np
 
+from mixnet.checkpoint import read_checkpoint
 from space import Genome, parse_genome
 from space.errors import UsageError
 
-from .checkpointing import load, load_network_weights, read_meta
+from .checkpointing import load_network_weights, read_meta
 from .data import Split, eval_batches, scan_split
 from .distributed import Ranks, all_sum
 from .model import apply_amp, build_network, resolve_genome
@@ -66,7 +67,7 @@ def evaluate(cfg: Any, ckpt_path: "str | Path", genome: "Genome | str | None" = 
     """
     set_runtime(cfg)
     split = scan_split(cfg.data_dir, cfg.val_split, "val_split")
-    params = load(ckpt_path)
+    params = read_checkpoint(ckpt_path)
     recorded = read_meta(params).get("genome")
     num_classes = cfg.num_classes or len(split.classes)
     if genome is None and cfg.genome is None and recorded:
