@@ -156,14 +156,24 @@ def test_mixed_precision_adamw_clipping(digits: Path, tmp_path: Path) -> None:
     assert result.best_ckpt is not None
 
 
-def test_train_cli(digits: Path, tmp_path: Path) -> None:
-    proc = run_cli("train", "--config", str(RECIPE), "--data_dir", str(digits), "--genome", TINY, "--width", "null",
-                   "--epoch_size", "1", "--num_samples", "64", "--batch_size", "32", "--ckpt_save_dir",
-                   str(tmp_path), "--log_interval", "1", "--json")
+def test_train_cli_skips_a_corrupt_image(digits: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for split, count in (("train", 8), ("val", 3)):
+        for folder in sorted((digits / split).iterdir()):
+            (data / split / folder.name).mkdir(parents=True)
+            for image in sorted(folder.iterdir())[:count]:
+                (data / split / folder.name / image.name).write_bytes(image.read_bytes())
+    (data / "train" / "7" / "scan_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    out = tmp_path / "out"
+    proc = run_cli("train", "--config", str(RECIPE), "--data_dir", str(data), "--genome", TINY, "--width", "null",
+                   "--epoch_size", "1", "--batch_size", "32", "--ckpt_save_dir", str(out), "--log_interval", "1",
+                   "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["epochs"] == 1 and result["best_ckpt"] == str(tmp_path / "best.ckpt")
+    assert result["epochs"] == 1 and result["best_ckpt"] == str(out / "best.ckpt") and result["skipped_images"] == 1
     assert "epoch 1/1 step 2/2 loss" in proc.stderr and "val top-1" in proc.stderr
+    assert "skipped 1 unreadable training images" in proc.stderr
+    assert (out / "metrics.csv").read_text().splitlines()[1].split(",")[9] == "1"
 
 
 def test_distribute_needs_a_launcher(digits: Path) -> None:

@@ -38,7 +38,12 @@ log = logging.getLogger("trainer")
 
 @dataclass
 class TrainResult:
-    """What a training run reached (top-1/top-5 in percent; None without a val split)."""
+    """What a training run reached (top-1/top-5 in percent; None without a val split).
+
+    ``images_per_second`` leaves out the run's first step (graph compilation, ``compile_seconds``);
+    ``skipped_images`` counts the unreadable training images of the last epoch; ``weights_digest``
+    is a SHA-256 of the final network weights (the same on every rank).
+    """
 
     best_top1: "float | None"
     final_top1: "float | None"
@@ -156,11 +161,11 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
             f"{cfg.batch_size} x {ranks.world} rank(s)" + (f", resuming after epoch {start}" if start else ""))
     clock = Throughput()
     final: dict[str, Any] = {}
-    skipped_total = 0
+    skipped = 0
     for epoch in range(start, cfg.epoch_size):
         stats = run_epoch(session, epoch, clock, verbose)
         session.sync_statistics()
-        skipped_total = int(stats["skipped_images"])
+        skipped = int(stats["skipped_images"])
         metrics = dict(stats, epoch=epoch + 1, step=session.global_step(), top1=None, top5=None, val_loss=None,
                        val_images=None, val_seconds=None)
         if val_split is not None and validation_due(cfg, epoch):
@@ -170,11 +175,11 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
                 if writing:
                     save_best(session, out_dir, epoch + 1, metrics["top1"])
         metrics["best_top1"] = best.get("top1")
-        if skipped_total:
-            log.warning("epoch %d: skipped %d unreadable training images", epoch + 1, skipped_total)
+        if skipped and ranks.is_main:
+            log.warning("epoch %d: skipped %d unreadable training images", epoch + 1, skipped)
         if writing:
-            save_epoch(session, out_dir, prefix, epoch + 1, best, records)
             records.add(metrics)
+            save_epoch(session, out_dir, prefix, epoch + 1, best, records)
         if verbose:
             say(epoch_line(metrics, cfg.epoch_size))
         final = metrics
@@ -186,7 +191,7 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
                        epochs=cfg.epoch_size, seconds=time.time() - started,
                        images_per_second=clock.steady_rate(), metrics_csv=records.path if records else None,
                        best_ckpt=(out_dir / BEST_NAME) if writing and (out_dir / BEST_NAME).is_file() else None,
-                       compile_seconds=clock.first_step_seconds or 0.0, skipped_images=skipped_total,
+                       compile_seconds=clock.first_step_seconds or 0.0, skipped_images=skipped,
                        weights_digest=session.weights_digest())
 
 
@@ -322,7 +327,7 @@ def validate(session: Session, split: Split) -> dict[str, Any]:
     began = time.time()
     session.sync_eval_net()
     result = evaluate_network(session.eval_net, session.cfg, split, session.ranks)
-    if result["skipped"]:
+    if result["skipped"] and session.ranks.is_main:
         log.warning("skipped %d unreadable validation images", result["skipped"])
     return {"top1": result["top1"], "top5": result["top5"], "val_loss": result["loss"], "val_images": result["n"],
             "val_seconds": time.time() - began}
