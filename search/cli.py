@@ -57,6 +57,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into a message
         if args.debug:
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            print(f"error: cannot access '{exc.filename}': {exc.strerror}", file=sys.stderr)
+            return 2
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"internal error: {type(exc).__name__}: {first} (run with --debug for the traceback)",
               file=sys.stderr)

@@ -85,7 +85,11 @@ def report(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    """Export a genome to a MindIR or ONNX file (written under a temporary name, then renamed)."""
+    """Export a genome to a MindIR or ONNX file (written under a temporary name, then renamed).
+
+    The exported graph uses standard operators only (the ``split`` MixConv), so it runs in any
+    ONNX runtime and compiles for any MindSpore device.
+    """
     import mindspore as ms
     import numpy as np
     from mixnet import create_model
@@ -97,7 +101,7 @@ def export(args: argparse.Namespace) -> int:
         raise UsageError(f"output folder '{out.parent}' does not exist")
     if not os.access(out.parent, os.W_OK):
         raise UsageError(f"output folder '{out.parent}' is not writable")
-    net = create_model(args.spec, num_classes=args.num_classes)
+    net = create_model(args.spec, num_classes=args.num_classes, mixconv_impl="split")
     if args.ckpt_path:
         load_weights(net, args.ckpt_path)
     net.set_train(False)

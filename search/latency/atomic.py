@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from space.errors import UsageError
+
 
 def write_atomic(path: "str | Path", text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place."""
@@ -21,3 +23,14 @@ def write_atomic(path: "str | Path", text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output(path: "str | Path") -> None:
+    """Raise UsageError now, before any work, when ``path`` cannot be written (its folder is made)."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write '{path}': folder '{folder}' is not writable")

@@ -186,7 +186,9 @@ def run_profile(args: argparse.Namespace) -> int:
 
 def run_lut_build(args: argparse.Namespace) -> int:
     """Build a LUT and print where it went and how long it took."""
+    from .atomic import check_output
     from .lut_build import build_lut
+    check_output(args.out)
     space = SearchSpace.from_yaml(args.space)
     target = target_from(args)
     if args.calibrate < 0:
