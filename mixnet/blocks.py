@@ -24,13 +24,13 @@ class MixNetBlock(nn.Cell):
         self.expand = layer.expand_ratio != 1
         if self.expand:
             cells += [GroupedConv2d(layer.in_channels, mid, layer.expand_groups),
-                      batch_norm(mid, bn_momentum, bn_eps), activation(layer.act)]
+                      batch_norm(mid, bn_momentum, bn_eps), activation(layer.act, mixconv_impl)]
         self.dw_index = len(cells)
         mixconv = MixedDepthwiseConv(mid, layer.kernel_sizes, layer.stride, mixconv_impl)
-        cells += [mixconv, batch_norm(mid, bn_momentum, bn_eps), activation(layer.act)]
+        cells += [mixconv, batch_norm(mid, bn_momentum, bn_eps), activation(layer.act, mixconv_impl)]
         self.se = bool(layer.se_channels)
         if self.se:
-            cells.append(SqueezeExcite(mid, layer.se_channels, layer.se_act))
+            cells.append(SqueezeExcite(mid, layer.se_channels, layer.se_act, mixconv_impl))
         self.project_index = len(cells)
         cells += [GroupedConv2d(mid, layer.out_channels, layer.project_groups),
                   batch_norm(layer.out_channels, bn_momentum, bn_eps)]

@@ -33,7 +33,7 @@ inline v16 load(const float *p) {
 
 inline void store(float *p, v16 v) { std::memcpy(p, &v, sizeof v); }
 
-inline v16 splat(float x) { return (v16){} + x; }
+inline v16 splat(float x) { return (v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -44,10 +44,35 @@ inline void copy_row(const float *src, int64_t n, float *dst) {
   for (; j < n; ++j) dst[j] = src[j];
 }
 
-// exp(x) for float32 (Cephes-style range reduction and polynomial), written so the compiler vectorizes it.
+// sum_i a[i] * b[i] for any n, vectorized (a plain loop would keep the sequential float order).
+inline float dot_n(const float *a, const float *b, int64_t n) {
+  v16 acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
+  float s = 0.f;
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// sum_i a[i] for any n, vectorized.
+inline float sum_n(const float *a, int64_t n) {
+  v16 acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i);
+  float s = 0.f;
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  for (; i < n; ++i) s += a[i];
+  return s;
+}
+
+// exp(x) for float32 (Cephes-style range reduction and polynomial), branch- and call-free so the
+// compiler vectorizes loops over it.
 inline float fast_exp(float x) {
-  x = std::min(88.3762626647949f, std::max(-87.3365447505531f, x));
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  x = std::min(88.0f, std::max(-87.0f, x));  // keeps 2^n a normal float
+  const float t = x * 1.44269504088896341f;
+  const int32_t ni = static_cast<int32_t>(t + (t >= 0.f ? 0.5f : -0.5f));  // round to nearest
+  const float n = static_cast<float>(ni);
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -56,10 +81,7 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return p * __builtin_bit_cast(float, (ni + 127) << 23);
 }
 
 inline float sigmoid(float x) { return 1.f / (1.f + fast_exp(-x)); }
@@ -201,6 +223,15 @@ class Pool {
   std::atomic<int64_t> done_{0};
   bool stop_ = false;
 };
+
+// f(begin, end) over [0, n) in ranges of ``grain`` items, shared by the pool.
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, const F &f) {
+  grain = std::max<int64_t>(1, grain);
+  Pool::instance().run((n + grain - 1) / grain, [&](int64_t item, int64_t) {
+    f(item * grain, std::min(n, (item + 1) * grain));
+  });
+}
 
 // Per-thread scratch that lives as long as the thread and only grows.
 struct Scratch {

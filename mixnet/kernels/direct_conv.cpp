@@ -184,9 +184,14 @@ void tap_weights(const float *wk, int64_t kw, int64_t k, bool flip, float *wt) {
 // Output channels per work item of a dense group: enough items to share, enough outputs per plane build.
 int64_t block_of(int64_t per_group) { return per_group <= 4 ? per_group : 4; }
 
+// What forward does with each output plane: y = act(conv * scale[o] + shift[o]) (no scale: y = act(conv)).
+struct Epilogue {
+  const float *scale = nullptr, *shift = nullptr;
+  int act = kNone;
+};
+
 // Forward: item = (image, group, block of output channels). The group's input planes are split into
-// phases once per thread and (image, group); the epilogue maps (channel, value) to the stored value.
-template <typename Epilogue>
+// phases once per thread and (image, group).
 void forward(const Conv &c, const float *x, float *y, const Epilogue &epi) {
   const uint64_t call = next_call_id();
   const int64_t ob = block_of(c.opg), blocks = (c.opg + ob - 1) / ob;
@@ -212,11 +217,17 @@ void forward(const Conv &c, const float *x, float *y, const Epilogue &epi) {
       for (int64_t i = 0; i < c.cpg; ++i) tap_weights(c.wptr[o] + i * kw * kw, kw, k, false, wt + i * k * k);
       correlate(sc.src.data(), wt, taps, pl.len, out);
       float *yp = y + (img * c.cout + o) * c.ho * c.wo;
-      for (int64_t oy = 0; oy < c.ho; ++oy) {
-        const float *orow = out + oy * pl.wq;
-        float *yrow = yp + oy * c.wo;
-        for (int64_t ox = 0; ox < c.wo; ++ox) yrow[ox] = epi(o, orow[ox]);
+      if (epi.scale) {
+        const float a = epi.scale[o], b = epi.shift[o];
+        for (int64_t oy = 0; oy < c.ho; ++oy) {
+          const float *orow = out + oy * pl.wq;
+          float *yrow = yp + oy * c.wo;
+          for (int64_t ox = 0; ox < c.wo; ++ox) yrow[ox] = orow[ox] * a + b;
+        }
+      } else {
+        for (int64_t oy = 0; oy < c.ho; ++oy) copy_row(out + oy * pl.wq, c.wo, yp + oy * c.wo);
       }
+      activate_run(epi.act, yp, c.ho * c.wo);
     }
   });
 }
@@ -330,7 +341,7 @@ int DirectConvForward(int nparam, void **params, int *ndims, int64_t **shapes, c
                          shapes + 2, ndims + 2, shapes[nparam - 1], &c))
     return 2;
   mixnet::forward(c, static_cast<const float *>(params[1]), static_cast<float *>(params[nparam - 1]),
-                  [](int64_t, float v) { return v; });
+                  mixnet::Epilogue{});
   return 0;
 }
 
@@ -351,19 +362,8 @@ int DirectConvBnActForward(int nparam, void **params, int *ndims, int64_t **shap
   mixnet::fold_batch_norm(static_cast<const float *>(params[nparam - 5]), static_cast<const float *>(params[nparam - 4]),
                           static_cast<const float *>(params[nparam - 3]), static_cast<const float *>(params[nparam - 2]),
                           c.eps, c.cout, scale.data(), shift.data());
-  const float *sc = scale.data(), *sh = shift.data();
-  const float *x = static_cast<const float *>(params[1]);
-  float *y = static_cast<float *>(params[nparam - 1]);
-  if (c.act == mixnet::kRelu) {
-    mixnet::forward(c, x, y, [sc, sh](int64_t o, float v) { return std::max(0.f, v * sc[o] + sh[o]); });
-  } else if (c.act == mixnet::kSwish) {
-    mixnet::forward(c, x, y, [sc, sh](int64_t o, float v) {
-      const float z = v * sc[o] + sh[o];
-      return z / (1.f + mixnet::fast_exp(-z));
-    });
-  } else {
-    mixnet::forward(c, x, y, [sc, sh](int64_t o, float v) { return v * sc[o] + sh[o]; });
-  }
+  mixnet::forward(c, static_cast<const float *>(params[1]), static_cast<float *>(params[nparam - 1]),
+                  mixnet::Epilogue{scale.data(), shift.data(), c.act});
   return 0;
 }
 

@@ -10,6 +10,9 @@ Every primitive takes a float32 ``meta`` tensor first (see the ``*_meta`` builde
 - :func:`pointwise` ``(meta, x, w_0, ..., gamma, beta, mean, variance, [SE params], [residual])``:
   inference grouped 1x1 conv + folded BatchNorm + activation, with optional squeeze-and-excitation
   of the input, residual add, or global average pooling of the output.
+- :func:`swish` ``(x) -> x * sigmoid(x)`` and :func:`squeeze_excite`
+  ``(meta, x, w_reduce, b_reduce, w_expand, b_expand) -> x * gate``: differentiable, one pass each
+  way (training).
 """
 
 from __future__ import annotations
@@ -110,3 +113,46 @@ def pointwise(segments: int, pooled: bool = False) -> ops.Custom:
     """Inference grouped 1x1 conv with ``segments`` weight tensors, BatchNorm, activation and extras."""
     return ops.Custom(f"{library_path()}:PointwiseForward", out_shape=_pointwise_shape(segments, pooled),
                       out_dtype=_x_dtype, func_type="aot")
+
+
+def se_meta(act: str) -> Tensor:
+    """``[act]``: the activation between the SE reduce and expand convs."""
+    return _tensor([ACTIVATIONS[act]])
+
+
+def _same(x, *_):
+    return x
+
+
+def _swish_bprop(backward: ops.Custom):
+    def bprop(x, out, dout):
+        return (backward(x, dout),)
+    return bprop
+
+
+@lru_cache(maxsize=1)
+def swish() -> ops.Custom:
+    """Differentiable ``x * sigmoid(x)``."""
+    backward = ops.Custom(f"{library_path()}:SwishBackward", out_shape=_same, out_dtype=_same, func_type="aot")
+    return ops.Custom(f"{library_path()}:SwishForward", out_shape=_same, out_dtype=_same, func_type="aot",
+                      bprop=_swish_bprop(backward))
+
+
+def _se_backward_infer(meta, x, w_reduce, b_reduce, w_expand, b_expand, dy):
+    return x, w_reduce, b_reduce, w_expand, b_expand
+
+
+def _se_bprop(backward: ops.Custom):
+    def bprop(meta, x, w_reduce, b_reduce, w_expand, b_expand, out, dout):
+        dx, dwr, dbr, dwe, dbe = backward(meta, x, w_reduce, b_reduce, w_expand, b_expand, dout)
+        return ops.zeros_like(meta), dx, dwr, dbr, dwe, dbe
+    return bprop
+
+
+@lru_cache(maxsize=1)
+def squeeze_excite() -> ops.Custom:
+    """Differentiable squeeze-and-excitation ``(meta, x, w_reduce, b_reduce, w_expand, b_expand) -> x * gate``."""
+    backward = ops.Custom(f"{library_path()}:SqueezeExciteBackward", out_shape=_se_backward_infer,
+                          out_dtype=_se_backward_infer, func_type="aot")
+    return ops.Custom(f"{library_path()}:SqueezeExciteForward", out_shape=_x_dtype, out_dtype=_x_dtype,
+                      func_type="aot", bprop=_se_bprop(backward))

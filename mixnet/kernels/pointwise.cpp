@@ -81,23 +81,10 @@ void squeeze_excite(const Pointwise &pw, const float *x, const float *wr, const 
                     const float *be, int64_t reduced, float *gate) {
   Pool::instance().run(pw.n, [&](int64_t img, int64_t) {
     std::vector<float> mean(pw.cin), hidden(reduced);
-    for (int64_t c = 0; c < pw.cin; ++c) {
-      const float *xc = x + (img * pw.cin + c) * pw.p;
-      float s = 0.f;
-      for (int64_t i = 0; i < pw.p; ++i) s += xc[i];
-      mean[c] = s / static_cast<float>(pw.p);
-    }
-    for (int64_t r = 0; r < reduced; ++r) {
-      float s = br[r];
-      for (int64_t c = 0; c < pw.cin; ++c) s += wr[r * pw.cin + c] * mean[c];
-      hidden[r] = activate(pw.se_act, s);
-    }
+    for (int64_t c = 0; c < pw.cin; ++c) mean[c] = sum_n(x + (img * pw.cin + c) * pw.p, pw.p) / static_cast<float>(pw.p);
+    for (int64_t r = 0; r < reduced; ++r) hidden[r] = activate(pw.se_act, br[r] + dot_n(wr + r * pw.cin, mean.data(), pw.cin));
     float *g = gate + img * pw.cin;
-    for (int64_t c = 0; c < pw.cin; ++c) {
-      float s = be[c];
-      for (int64_t r = 0; r < reduced; ++r) s += we[c * reduced + r] * hidden[r];
-      g[c] = sigmoid(s);
-    }
+    for (int64_t c = 0; c < pw.cin; ++c) g[c] = sigmoid(be[c] + dot_n(we + c * reduced, hidden.data(), reduced));
   });
 }
 
@@ -161,9 +148,7 @@ void pointwise(const Pointwise &pw, const float *x, const float *scale, const fl
           for (int64_t j = 0; j < valid; ++j) v[j] += sh;
           activate_run(pw.act, v, valid);
           if (pw.pooled) {
-            float t = 0.f;
-            for (int64_t j = 0; j < valid; ++j) t += v[j];
-            pooled_sum[r0 + r - o_begin] += t;
+            pooled_sum[r0 + r - o_begin] += sum_n(v, valid);
             return;
           }
           float *yo = y + (img * pw.cout + o) * pw.p + p0;
