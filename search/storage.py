@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 from space.errors import UsageError
+
+from .filelock import file_lock
 
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 40
 RDB_PREFIXES = ("sqlite:", "postgresql", "mysql")
 JOURNAL_PREFIX = "journal:"
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+SCHEMA_ATTEMPTS = 4
 
 
 def is_journal(url: str) -> bool:
@@ -28,14 +33,35 @@ def journal_path(url: str) -> Path:
     return Path(url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else url)
 
 
-def _prepare_sqlite(url: str) -> None:
-    """Create the folder of an SQLite file and switch it to WAL (kept in the file)."""
+def sqlite_path(url: str) -> "Path | None":
+    """The database file of an SQLite URL (None for an in-memory database)."""
     path = url.split(":///", 1)[1] if ":///" in url else ""
-    if not path or path == ":memory:":
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return None if not path or path == ":memory:" else Path(path)
+
+
+def _prepare_sqlite(path: Path) -> None:
+    """Create the folder of an SQLite file and switch it to WAL (kept in the file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path, timeout=60) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _rdb_storage(url: str, heartbeat: bool) -> RDBStorage:
+    """An RDBStorage; creating a new schema is retried, since concurrent first opens can collide."""
+    extra = {}
+    if heartbeat:
+        extra = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD,
+                 "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {"pool_pre_ping": True}
+    attempt = 1
+    while True:
+        try:
+            return RDBStorage(url, engine_kwargs=engine, **extra)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt >= SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.5 * attempt)
+            attempt += 1
 
 
 def open_storage(url: str, heartbeat: bool = True) -> optuna.storages.BaseStorage:
@@ -46,14 +72,13 @@ def open_storage(url: str, heartbeat: bool = True) -> optuna.storages.BaseStorag
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         if url.startswith(RDB_PREFIXES):
-            if url.startswith("sqlite:"):
-                _prepare_sqlite(url)
-            extra = {}
-            if heartbeat:
-                extra = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD,
-                         "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
-            engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {"pool_pre_ping": True}
-            return RDBStorage(url, engine_kwargs=engine, **extra)
+            path = sqlite_path(url) if url.startswith("sqlite:") else None
+            if path is None:
+                return _rdb_storage(url, heartbeat)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with file_lock(path.with_name(f".{path.name}.lock")):
+                _prepare_sqlite(path)
+                return _rdb_storage(url, heartbeat)
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - any driver error means the URL cannot be opened
