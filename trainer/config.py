@@ -1,10 +1,10 @@
 """Training configuration: MindCV's key names, defaults and meanings, loaded from YAML plus overrides.
 
-Every key of MindCV's ``config.py`` is accepted with its default, except that ``data_dir`` has no
-default, ``device_target`` defaults to the installed MindSpore's device and ``model`` to ``mixnet_s``
-(this trainer builds MixNets); options MindCV has and this trainer lacks are one-line errors,
-plus MindCV's older ``filter_bias_and_bn`` / ``dynamic_loss_scale`` and the MixNAS keys ``genome``,
+Every key of MindCV's ``config.py`` is accepted, with MindCV's defaults except ``data_dir`` (none),
+``device_target`` (the installed MindSpore's device) and ``model`` (``mixnet_s``). Also accepted:
+MindCV's older ``filter_bias_and_bn`` / ``dynamic_loss_scale`` and the MixNAS keys ``genome``,
 ``width``, ``se_act``, ``head_init_scale`` and ``decay_epochs: null`` (= ``epoch_size - warmup_epochs``).
+A MindCV option this trainer does not implement is a one-line error naming what is allowed.
 """
 
 from __future__ import annotations
