@@ -144,7 +144,7 @@ def test_mindcv_checkpoint_loads(digits: Path, tmp_path: Path) -> None:
 
 def test_mixed_precision_adamw_clipping(digits: Path, tmp_path: Path) -> None:
     cfg = load_config(RECIPE, {"data_dir": str(digits), "ckpt_save_dir": str(tmp_path), "genome": TINY,
-                               "width": None, "epoch_size": 1, "num_samples": 64, "batch_size": 32, "amp_level": "O1",
+                               "width": None, "epoch_size": 1, "num_samples": 64, "batch_size": 32, "amp_level": "O3",
                                "val_amp_level": "O2", "loss_scale_type": "dynamic", "loss_scale": 65536,
                                "drop_overflow_update": True, "opt": "adamw", "lr": 0.002, "clip_grad": True,
                                "clip_value": 1.0})
