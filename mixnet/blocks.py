@@ -7,14 +7,15 @@ from mindspore import Tensor, nn
 from space.genome import LayerSpec
 
 from .layers import (GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, activation, batch_norm, bn_params,
-                     kernel_ops)
+                     kernel_ops, train_batch_norm_act)
 
 
 class MixNetBlock(nn.Cell):
     """One built block; ``convs`` indexes its cells exactly as MindCV does (activations included).
 
     With ``mixconv_impl="custom"``, inference runs the block as at most three C++ kernel calls
-    (:meth:`fused_forward`); training and the other implementations run ``convs`` cell by cell.
+    (:meth:`fused_forward`) and training runs BatchNorm + activation, MixConv and SE on C++ kernels
+    (:meth:`train_forward`); the other implementations run ``convs`` cell by cell.
     """
 
     def __init__(self, layer: LayerSpec, bn_momentum: float, bn_eps: float, mixconv_impl: str = "split") -> None:
@@ -45,6 +46,23 @@ class MixNetBlock(nn.Cell):
             self.project_meta = kops.pointwise_meta("none", bn_eps, layer.se_act if self.se else None,
                                                     residual=self.residual)
             self.project_op = kops.pointwise(layer.project_groups)
+            self.bn_op = kops.batch_norm_act()
+            self.act_bn_meta = kops.batch_norm_meta(layer.act, bn_eps)
+            self.plain_bn_meta = kops.batch_norm_meta("none", bn_eps)
+            self.identity = nn.Identity()
+
+    def train_forward(self, x: Tensor) -> Tensor:
+        """Training ``convs`` with each BatchNorm and its activation as one kernel call (no skip)."""
+        cells = self.convs.cell_list
+        h = x
+        if self.expand:
+            h = train_batch_norm_act(self.bn_op, self.act_bn_meta, cells[1], cells[2], cells[0](h))
+        dw = self.dw_index
+        h = train_batch_norm_act(self.bn_op, self.act_bn_meta, cells[dw + 1], cells[dw + 2], cells[dw](h))
+        if self.se:
+            h = cells[dw + 3](h)
+        project, bn = cells[self.project_index], cells[self.project_index + 1]
+        return train_batch_norm_act(self.bn_op, self.plain_bn_meta, bn, self.identity, project(h))
 
     def fused_forward(self, x: Tensor) -> Tensor:
         """Inference: expand (1x1 + BN + act), MixConv + BN + act, then SE + project + BN (+ skip) as one call."""
@@ -63,7 +81,7 @@ class MixNetBlock(nn.Cell):
         """Block output, with the input added when shapes allow."""
         if self.fuse and not self.training:
             return self.fused_forward(x)
-        out = self.convs(x)
+        out = self.train_forward(x) if self.fuse else self.convs(x)
         if self.residual:
             return x + out
         return out

@@ -74,6 +74,23 @@ def channel_bounds(splits: "list[int]") -> list[tuple[int, int]]:
     return [(end - size, end) for end, size in zip(ends, splits)]
 
 
+def train_batch_norm_act(op, meta: Tensor, bn: nn.BatchNorm2d, act: nn.Cell, x: Tensor) -> Tensor:
+    """``act(bn(x))`` in training: BatchNorm with batch statistics and the activation on one C++ kernel,
+    with ``bn``'s moving statistics updated as MindSpore does (``moving = moving * (1 - m) + batch * m``,
+    ``m = bn.momentum``, which MindSpore stores as one minus the constructor's momentum; unbiased batch
+    variance). A BatchNorm cell set to inference on its own (frozen statistics) runs as it is."""
+    if not bn.training:
+        return act(bn(x))
+    y, mean, var = op(meta, x, bn.gamma, bn.beta)
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    m = bn.momentum
+    mean = ops.stop_gradient(mean)
+    var = ops.stop_gradient(var) * (count / max(count - 1, 1))
+    ops.assign(bn.moving_mean, bn.moving_mean * (1 - m) + mean * m)
+    ops.assign(bn.moving_variance, bn.moving_variance * (1 - m) + var * m)
+    return y
+
+
 def bn_params(bn: nn.BatchNorm2d) -> tuple:
     """``(gamma, beta, moving_mean, moving_variance)`` for the fused inference kernels."""
     return bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance
@@ -110,8 +127,9 @@ class GroupedConv2d(nn.Cell):
 class ConvBnAct(nn.SequentialCell):
     """``[conv, bn, act]`` under MindCV's indices 0, 1, 2 (the stem and the head).
 
-    With ``impl="custom"`` a k x k conv (k > 1) runs on the C++ direct convolution, and at inference
-    conv, BatchNorm and activation run as one fused kernel call.
+    With ``impl="custom"`` a k x k conv (k > 1) runs on the C++ direct convolution, BatchNorm and
+    activation on one C++ kernel in training, and at inference conv, BatchNorm and activation run as
+    one fused kernel call.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, act: str, bn_momentum: float,
@@ -121,14 +139,16 @@ class ConvBnAct(nn.SequentialCell):
         check_impl(impl)
         self.custom = impl == "custom"
         self.direct = self.custom and kernel > 1
-        if self.direct:
+        if self.custom:
             kops = kernel_ops()
+            self.bn_meta = kops.batch_norm_meta(act, bn_eps)
+            self.bn_op = kops.batch_norm_act()
+        if self.direct:
             self.meta = kops.direct_meta(stride, [kernel])
             self.fused_meta = kops.direct_meta(stride, [kernel], act, bn_eps)
             self.conv_op = kops.direct_conv(stride)
             self.fused_op = kops.direct_conv_bn_act(stride)
         elif self.custom:
-            kops = kernel_ops()
             self.fused_meta = kops.pointwise_meta(act, bn_eps)
             self.pooled_meta = kops.pointwise_meta(act, bn_eps, pooled=True)
             self.fused_op = kops.pointwise(1)
@@ -142,11 +162,12 @@ class ConvBnAct(nn.SequentialCell):
     def construct(self, x: Tensor) -> Tensor:
         """act(bn(conv(x)))."""
         conv, bn, act = self.cell_list[0], self.cell_list[1], self.cell_list[2]
-        if not self.custom or (self.training and not self.direct):
+        if not self.custom:
             return act(bn(conv(x)))
-        if self.training:
-            return act(bn(self.conv_op(self.meta, x, conv.weight)))
-        return self.fused_op(self.fused_meta, x, conv.weight, *bn_params(bn))
+        if not self.training:
+            return self.fused_op(self.fused_meta, x, conv.weight, *bn_params(bn))
+        y = self.conv_op(self.meta, x, conv.weight) if self.direct else conv(x)
+        return train_batch_norm_act(self.bn_op, self.bn_meta, bn, act, y)
 
 
 class MixedDepthwiseConv(nn.Cell):

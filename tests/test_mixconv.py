@@ -132,6 +132,29 @@ def test_whole_network_custom_matches_split_in_eval_and_training() -> None:
     ref.set_train(True)
     net.set_train(True)
     assert_same_gradients(gradients(net, x), gradients(ref, x))
+    randomize([ref, net], seed=10)
+    ref(x)
+    net(x)  # one training forward: BatchNorm moving statistics move the same way
+    want = {n: p.asnumpy() for n, p in ref.parameters_and_names() if "moving" in n}
+    got = {n: p.asnumpy() for n, p in net.parameters_and_names() if "moving" in n}
+    assert set(got) == set(want) and len(want) > 10
+    for name, value in want.items():
+        assert_close(got[name], value, float(np.abs(value).max()), rtol=1e-5)
+
+
+def test_training_with_frozen_batch_norm_matches_split() -> None:
+    ref = create_model(SMALL, mixconv_impl="split")
+    net = create_model(SMALL, mixconv_impl="custom")
+    randomize([ref, net], seed=11)
+    for model in (ref, net):
+        model.set_train(True)
+        for _, cell in model.cells_and_names():
+            if isinstance(cell, nn.BatchNorm2d):
+                cell.set_train(False)
+    x = ms.Tensor(np.random.RandomState(12).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+    assert_same_gradients(gradients(net, x), gradients(ref, x))
 
 
 def test_kernel_rejects_inconsistent_meta() -> None:

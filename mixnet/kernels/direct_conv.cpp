@@ -15,7 +15,8 @@
 // Entry points (MindSpore aot signature):
 //   DirectConvForward(meta, x, w_0..w_{S-1}) -> y
 //   DirectConvBnActForward(meta, x, w_0..w_{S-1}, gamma, beta, mean, variance) -> act(bn(conv(x)))
-//   DirectConvBackward(meta, dy, x, w) -> dx, dw   (one zero-padded weight tensor)
+//   DirectConvBackwardInput(meta, dy, x, w) -> dx     (one zero-padded weight tensor; x for its shape)
+//   DirectConvBackwardWeight(meta, dy, x, w) -> dw    (two calls, so an unused dx is never computed)
 // They return 1 for unsupported ranks or dtypes and 2 for inconsistent shapes or meta.
 
 #include "common.h"
@@ -26,11 +27,26 @@ namespace {
 constexpr int64_t kChunk = 4 * kLanes;
 constexpr int64_t kMaxStride = 8;
 
-// dst[j] = src[j * S] for j < cnt; a compile-time stride lets the compiler vectorize the gather.
-template <int S>
-void strided_copy(const float *src, int64_t stride, int64_t cnt, float *dst) {
-  const int64_t s = S > 0 ? S : stride;
+// dst[j] = src[j * s] for j < cnt.
+void strided_copy(const float *src, int64_t s, int64_t cnt, float *dst) {
   for (int64_t j = 0; j < cnt; ++j) dst[j] = src[j * s];
+}
+
+// even[j] = src[2j] and odd[j] = src[2j + 1] for the n floats of src, in one pass.
+void deinterleave(const float *src, int64_t n, float *even, float *odd) {
+  typedef int32_t i16 __attribute__((vector_size(64)));
+  const i16 pick_even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  const i16 pick_odd = pick_even + 1;
+  int64_t j = 0;
+  for (; 2 * j + 2 * kLanes <= n; j += kLanes) {
+    const v16 a = load(src + 2 * j), b = load(src + 2 * j + kLanes);
+    store(even + j, __builtin_shuffle(a, b, pick_even));
+    store(odd + j, __builtin_shuffle(a, b, pick_odd));
+  }
+  for (; 2 * j < n; ++j) {
+    even[j] = src[2 * j];
+    if (2 * j + 1 < n) odd[j] = src[2 * j + 1];
+  }
 }
 
 // out[i] = sum_t w[t] * src[t][i] for i < len (len a multiple of kChunk).
@@ -50,21 +66,6 @@ void correlate(const float *const *src, const float *w, int64_t taps, int64_t le
     store(out + i + 2 * kLanes, a2);
     store(out + i + 3 * kLanes, a3);
   }
-}
-
-// sum_i a[i] * b[i] for i < len (len a multiple of kChunk).
-float dot(const float *a, const float *b, int64_t len) {
-  v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  for (int64_t i = 0; i < len; i += kChunk) {
-    a0 += load(a + i) * load(b + i);
-    a1 += load(a + i + kLanes) * load(b + i + kLanes);
-    a2 += load(a + i + 2 * kLanes) * load(b + i + 2 * kLanes);
-    a3 += load(a + i + 3 * kLanes) * load(b + i + 3 * kLanes);
-  }
-  const v16 s = (a0 + a1) + (a2 + a3);
-  float r = 0.f;
-  for (int64_t l = 0; l < kLanes; ++l) r += s[l];
-  return r;
 }
 
 // The problem: shapes, groups, per-group kernel sizes and where each output channel's weights are.
@@ -152,17 +153,16 @@ void fill_phases(const Plane &g, const float *x, float *buf) {
     cnt[b] = x0[b] < g.w ? (g.w - x0[b] + g.s - 1) / g.s : 0;
     col[b] = (x0[b] + g.p) / g.s;
   }
+  const int64_t b_even = g.p % g.s, b_odd = (1 + g.p) % g.s;  // column phases of x columns 0 and 1 (stride 2)
   for (int64_t y = 0; y < g.h; ++y) {
     const int64_t py = y + g.p;
     const float *row = x + y * g.w;
     float *base = buf + (py % g.s) * g.s * g.phase + (py / g.s) * g.wq;
-    for (int64_t b = 0; b < g.s; ++b) {
-      if (g.s == 2) {
-        strided_copy<2>(row + x0[b], 2, cnt[b], base + b * g.phase + col[b]);
-      } else {
-        strided_copy<0>(row + x0[b], g.s, cnt[b], base + b * g.phase + col[b]);
-      }
+    if (g.s == 2) {
+      deinterleave(row, g.w, base + b_even * g.phase + col[b_even], base + b_odd * g.phase + col[b_odd]);
+      continue;
     }
+    for (int64_t b = 0; b < g.s; ++b) strided_copy(row + x0[b], g.s, cnt[b], base + b * g.phase + col[b]);
   }
 }
 
@@ -282,44 +282,84 @@ void backward_input(const Conv &c, const float *dy, float *dx) {
   });
 }
 
-// Weight gradient into a zero-padded (Cout, cpg, kmax, kmax) tensor: item = (image, group); each pool
-// slot sums into its own copy, added up at the end.
+// acc += the 16-lane partial sums of a[i] * b[i] for i < len (len a multiple of kChunk).
+inline void dot_accumulate(const float *a, const float *b, int64_t len, v16 &acc) {
+  v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  for (int64_t i = 0; i < len; i += kChunk) {
+    a0 += load(a + i) * load(b + i);
+    a1 += load(a + i + kLanes) * load(b + i + kLanes);
+    a2 += load(a + i + 2 * kLanes) * load(b + i + 2 * kLanes);
+    a3 += load(a + i + 3 * kLanes) * load(b + i + 3 * kLanes);
+  }
+  acc += (a0 + a1) + (a2 + a3);
+}
+
+// Weight gradient into a zero-padded (Cout, cpg, kmax, kmax) tensor.
 // dw[o][i][t] = sum over images and output positions of dy_o * (tap t of the phases of x_i).
+// Item = (group, range of images): partial sums stay in vector registers across the images. With
+// enough groups one item covers all images and writes dw directly; otherwise each pool slot sums
+// into its own copy of dw and the copies are added at the end.
 void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) {
   Pool &pool = Pool::instance();
-  const int64_t kk = c.kmax * c.kmax, per_slot = c.cout * c.cpg * kk;
-  std::vector<float> acc(pool.slots() * per_slot, 0.f);
-  pool.run(c.n * c.groups, [&](int64_t item, int64_t slot) {
-    const int64_t img = item / c.groups, g = item % c.groups;
-    const int64_t k = c.k[g], o0 = (c.kmax - k) / 2;
+  const int64_t kk = c.kmax * c.kmax, total = c.cout * c.cpg * kk;
+  const int64_t want = 4 * pool.slots();
+  const int64_t chunks = c.groups >= want ? 1 : std::min(c.n, (want + c.groups - 1) / c.groups);
+  const int64_t per_chunk = (c.n + chunks - 1) / chunks;
+  std::vector<float> acc(chunks > 1 ? pool.slots() * total : 0, 0.f);
+  std::memset(dw, 0, sizeof(float) * total);
+  pool.run(c.groups * chunks, [&](int64_t item, int64_t slot) {
+    const int64_t g = item / chunks, img0 = (item % chunks) * per_chunk, img1 = std::min(c.n, img0 + per_chunk);
+    const int64_t k = c.k[g], o0 = (c.kmax - k) / 2, taps = c.cpg * k * k;
     const Plane pl(c.h, c.w, c.ho, c.wo, k, c.stride);
     Scratch &sc = thread_scratch();
     float *planes = grow(sc.planes, c.cpg * pl.floats());
     float *q = grow(sc.out, pl.len);
     sc.key_call = 0;  // the planes are overwritten here
-    for (int64_t i = 0; i < c.cpg; ++i)
-      fill_phases(pl, x + ((img * c.cin) + g * c.cpg + i) * c.h * c.w, planes + i * pl.floats());
-    if (static_cast<int64_t>(sc.src.size()) < c.cpg * k * k) sc.src.resize(c.cpg * k * k);
+    if (static_cast<int64_t>(sc.src.size()) < taps) sc.src.resize(taps);
     for (int64_t i = 0; i < c.cpg; ++i) tap_sources(pl, planes + i * pl.floats(), sc.src.data() + i * k * k);
-    float *a = acc.data() + slot * per_slot;
+    std::vector<v16> sums(c.opg * taps, (v16){});
     std::memset(q, 0, sizeof(float) * pl.len);
-    for (int64_t ol = 0; ol < c.opg; ++ol) {
-      const int64_t o = g * c.opg + ol;
-      const float *d = dy + (img * c.cout + o) * c.ho * c.wo;
-      for (int64_t oy = 0; oy < c.ho; ++oy) copy_row(d + oy * c.wo, c.wo, q + oy * pl.wq);
-      for (int64_t i = 0; i < c.cpg; ++i) {
-        float *ai = a + (o * c.cpg + i) * kk;
-        const float *const *src = sc.src.data() + i * k * k;
-        for (int64_t ky = 0; ky < k; ++ky)
-          for (int64_t kx = 0; kx < k; ++kx) ai[(o0 + ky) * c.kmax + o0 + kx] += dot(q, src[ky * k + kx], pl.len);
+    for (int64_t img = img0; img < img1; ++img) {
+      for (int64_t i = 0; i < c.cpg; ++i)
+        fill_phases(pl, x + ((img * c.cin) + g * c.cpg + i) * c.h * c.w, planes + i * pl.floats());
+      for (int64_t ol = 0; ol < c.opg; ++ol) {
+        const float *d = dy + (img * c.cout + g * c.opg + ol) * c.ho * c.wo;
+        for (int64_t oy = 0; oy < c.ho; ++oy) copy_row(d + oy * c.wo, c.wo, q + oy * pl.wq);
+        for (int64_t t = 0; t < taps; ++t) dot_accumulate(q, sc.src[t], pl.len, sums[ol * taps + t]);
       }
     }
+    float *out = chunks > 1 ? acc.data() + slot * total : dw;
+    for (int64_t ol = 0; ol < c.opg; ++ol) {
+      const int64_t o = g * c.opg + ol;
+      for (int64_t i = 0; i < c.cpg; ++i)
+        for (int64_t ky = 0; ky < k; ++ky)
+          for (int64_t kx = 0; kx < k; ++kx) {
+            const v16 &v = sums[ol * taps + (i * k + ky) * k + kx];
+            float s = 0.f;
+            for (int64_t l = 0; l < kLanes; ++l) s += v[l];
+            out[(o * c.cpg + i) * kk + (o0 + ky) * c.kmax + o0 + kx] += s;
+          }
+    }
   });
-  for (int64_t j = 0; j < per_slot; ++j) {
-    float s = 0.f;
-    for (int64_t t = 0; t < pool.slots(); ++t) s += acc[t * per_slot + j];
-    dw[j] = s;
+  if (chunks > 1) {
+    for (int64_t j = 0; j < total; ++j) {
+      float s = 0.f;
+      for (int64_t t = 0; t < pool.slots(); ++t) s += acc[t * total + j];
+      dw[j] = s;
+    }
   }
+}
+
+// Shared argument handling of the two backward entry points, (meta, dy, x, w) -> one gradient:
+// 0 when fine, else the entry point's error code.
+int backward_conv(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, Conv *c) {
+  if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || ndims[4] != 4 || !all_float32(nparam, dtypes))
+    return 1;
+  if (!make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], 1, params + 3, shapes + 3, ndims + 3,
+                 shapes[1], c) ||
+      shapes[3][2] != c->kmax)  // the weight gradient is written in the zero-padded layout
+    return 2;
+  return 0;
 }
 
 }  // namespace
@@ -367,21 +407,24 @@ int DirectConvBnActForward(int nparam, void **params, int *ndims, int64_t **shap
   return 0;
 }
 
-int DirectConvBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
-                       void *extra) {
+int DirectConvBackwardInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                            void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  if (nparam != 6 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || ndims[4] != 4 || ndims[5] != 4 ||
-      !mixnet::all_float32(nparam, dtypes))
-    return 1;
   Conv c;
-  if (!mixnet::make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], 1, params + 3, shapes + 3,
-                         ndims + 3, shapes[1], &c))
-    return 2;
-  if (shapes[3][2] != c.kmax) return 2;  // the weight gradient is written in the zero-padded layout
-  const float *dy = static_cast<const float *>(params[1]), *x = static_cast<const float *>(params[2]);
-  mixnet::backward_input(c, dy, static_cast<float *>(params[4]));
-  mixnet::backward_weight(c, x, dy, static_cast<float *>(params[5]));
+  if (const int rc = mixnet::backward_conv(nparam, params, ndims, shapes, dtypes, &c)) return rc;
+  mixnet::backward_input(c, static_cast<const float *>(params[1]), static_cast<float *>(params[4]));
+  return 0;
+}
+
+int DirectConvBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                             void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  Conv c;
+  if (const int rc = mixnet::backward_conv(nparam, params, ndims, shapes, dtypes, &c)) return rc;
+  mixnet::backward_weight(c, static_cast<const float *>(params[2]), static_cast<const float *>(params[1]),
+                          static_cast<float *>(params[4]));
   return 0;
 }
 

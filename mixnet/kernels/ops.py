@@ -4,12 +4,14 @@ Every primitive takes a float32 ``meta`` tensor first (see the ``*_meta`` builde
 
 - :func:`direct_conv` ``(meta, x, weight) -> y``: differentiable direct grouped convolution (mixed
   depthwise, small dense convs) with ``k//2`` padding; ``weight`` is (Cout, Cin/G, K, K), group g
-  using the centre ``k_g x k_g``. Its bprop calls one C++ backward returning both gradients.
+  using the centre ``k_g x k_g``. Its bprop calls the C++ input and weight gradients.
 - :func:`direct_conv_bn_act` ``(meta, x, w_0, ..., gamma, beta, mean, variance) -> y``: inference
   conv + folded BatchNorm + activation; the weights may be MindCV's per-group tensors.
 - :func:`pointwise` ``(meta, x, w_0, ..., gamma, beta, mean, variance, [SE params], [residual])``:
   inference grouped 1x1 conv + folded BatchNorm + activation, with optional squeeze-and-excitation
   of the input, residual add, or global average pooling of the output.
+- :func:`batch_norm_act` ``(meta, x, gamma, beta) -> (act(batchnorm(x)), mean, var)``: training
+  BatchNorm with batch statistics fused with its activation; the caller updates moving statistics.
 - :func:`swish` ``(x) -> x * sigmoid(x)`` and :func:`squeeze_excite`
   ``(meta, x, w_reduce, b_reduce, w_expand, b_expand) -> x * gate``: differentiable, one pass each
   way (training).
@@ -72,33 +74,32 @@ def _x_dtype(meta, x, *_):
     return x
 
 
-def _backward_shapes(meta, dy, x, weight):
-    return x, weight
+def _input_like(meta, dy, x, weight):
+    return x
 
 
-def _backward_dtypes(meta, dy, x, weight):
-    return x, weight
+def _weight_like(meta, dy, x, weight):
+    return weight
 
 
-@lru_cache(maxsize=1)
-def _direct_backward() -> ops.Custom:
-    return ops.Custom(f"{library_path()}:DirectConvBackward", out_shape=_backward_shapes,
-                      out_dtype=_backward_dtypes, func_type="aot")
-
-
-def _direct_bprop(backward: ops.Custom):
-    """The bprop of ``direct_conv``: input and weight gradients from one kernel call, none for meta."""
+def _direct_bprop(backward_input: ops.Custom, backward_weight: ops.Custom):
+    """The bprop of ``direct_conv``: two kernel calls, so the graph drops an input gradient nobody uses
+    (the stem's), and none for meta."""
     def bprop(meta, x, weight, out, dout):
-        dx, dweight = backward(meta, dout, x, weight)
-        return ops.zeros_like(meta), dx, dweight
+        return ops.zeros_like(meta), backward_input(meta, dout, x, weight), backward_weight(meta, dout, x, weight)
     return bprop
 
 
 @lru_cache(maxsize=None)
 def direct_conv(stride: int) -> ops.Custom:
     """Differentiable direct convolution ``(meta, x, weight) -> y`` for one stride."""
-    return ops.Custom(f"{library_path()}:DirectConvForward", out_shape=_conv_shape(stride),
-                      out_dtype=_x_dtype, func_type="aot", bprop=_direct_bprop(_direct_backward()))
+    library = library_path()
+    backward_input = ops.Custom(f"{library}:DirectConvBackwardInput", out_shape=_input_like, out_dtype=_input_like,
+                                func_type="aot")
+    backward_weight = ops.Custom(f"{library}:DirectConvBackwardWeight", out_shape=_weight_like,
+                                 out_dtype=_weight_like, func_type="aot")
+    return ops.Custom(f"{library}:DirectConvForward", out_shape=_conv_shape(stride), out_dtype=_x_dtype,
+                      func_type="aot", bprop=_direct_bprop(backward_input, backward_weight))
 
 
 @lru_cache(maxsize=None)
@@ -156,3 +157,32 @@ def squeeze_excite() -> ops.Custom:
                           out_dtype=_se_backward_infer, func_type="aot")
     return ops.Custom(f"{library_path()}:SqueezeExciteForward", out_shape=_x_dtype, out_dtype=_x_dtype,
                       func_type="aot", bprop=_se_bprop(backward))
+
+
+def batch_norm_meta(act: str, eps: float) -> Tensor:
+    """``[act, eps]`` for :func:`batch_norm_act`."""
+    return _tensor([ACTIVATIONS[act], eps])
+
+
+def _bn_infer(meta, x, gamma, beta):
+    return x, gamma, gamma
+
+
+def _bn_backward_infer(meta, x, gamma, beta, mean, var, dy):
+    return x, gamma, beta
+
+
+def _bn_bprop(backward: ops.Custom):
+    def bprop(meta, x, gamma, beta, out, dout):
+        dx, dgamma, dbeta = backward(meta, x, gamma, beta, out[1], out[2], dout[0])
+        return ops.zeros_like(meta), dx, dgamma, dbeta
+    return bprop
+
+
+@lru_cache(maxsize=1)
+def batch_norm_act() -> ops.Custom:
+    """Differentiable training BatchNorm + activation ``(meta, x, gamma, beta) -> (y, mean, biased var)``."""
+    backward = ops.Custom(f"{library_path()}:BatchNormActBackward", out_shape=_bn_backward_infer,
+                          out_dtype=_bn_backward_infer, func_type="aot")
+    return ops.Custom(f"{library_path()}:BatchNormActForward", out_shape=_bn_infer, out_dtype=_bn_infer,
+                      func_type="aot", bprop=_bn_bprop(backward))
