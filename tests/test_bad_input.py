@@ -21,7 +21,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_yaml.write_text("epoch_size: [1,\n")
     empty = root / "empty"
     (empty / "train").mkdir(parents=True)
-    return {"root": root, "not_ckpt": not_ckpt, "blocker": blocker, "bad_yaml": bad_yaml, "empty": empty}
+    from trainer.digits import write_digits
+    digits = write_digits(root / "digits", size=16)
+    return {"root": root, "not_ckpt": not_ckpt, "blocker": blocker, "bad_yaml": bad_yaml, "empty": empty,
+            "digits": digits}
 
 
 CASES = [
@@ -40,8 +43,8 @@ CASES = [
     ("train unknown key", ["train", "--config", "configs/train/digits.yaml", "--epochs_size", "1"],
      ["epochs_size"]),
     ("train bad yaml", ["train", "--config", "{bad_yaml}"], ["bad.yaml"]),
-    ("validate not a checkpoint", ["validate", "--config", "configs/train/digits.yaml", "--ckpt_path",
-                                   "{not_ckpt}"], ["weights.ckpt"]),
+    ("validate not a checkpoint", ["validate", "--config", "configs/train/digits.yaml", "--data_dir", "{digits}",
+                                   "--ckpt_path", "{not_ckpt}"], ["weights.ckpt"]),
     ("data unwritable output", ["data", "digits", "--out", "{blocker}/digits"], ["blocker"]),
     ("run missing config", ["run", "--config", "{root}/none.yaml"], ["none.yaml", "not found"]),
     ("run bad storage", ["run", "--storage", "oracle://x"], ["storage 'oracle://x'"]),
