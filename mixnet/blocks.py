@@ -7,7 +7,7 @@ from mindspore import Tensor, nn
 from space.genome import LayerSpec
 
 from .layers import (GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, activation, batch_norm, bn_params,
-                     kernel_ops, train_batch_norm_act)
+                     kernel_ops, kernels_apply, train_batch_norm_act)
 
 
 class MixNetBlock(nn.Cell):
@@ -79,9 +79,10 @@ class MixNetBlock(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """Block output, with the input added when shapes allow."""
-        if self.fuse and not self.training:
+        fuse = self.fuse and kernels_apply(x)
+        if fuse and not self.training:
             return self.fused_forward(x)
-        out = self.train_forward(x) if self.fuse else self.convs(x)
+        out = self.train_forward(x) if fuse else self.convs(x)
         if self.residual:
             return x + out
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from mindspore import Tensor, nn, ops
+from mindspore import dtype as mstype
 from mindspore.common.initializer import Normal, Uniform, initializer
 
 from space.errors import UsageError
@@ -23,6 +24,12 @@ def check_impl(impl: str) -> None:
     """Raise UsageError unless ``impl`` is a concrete MixConv implementation."""
     if impl not in CONCRETE_IMPLS:
         raise UsageError(f"mixconv impl '{impl}' - allowed: {', '.join(CONCRETE_IMPLS)}")
+
+
+def kernels_apply(x: Tensor) -> bool:
+    """Whether the C++ kernels take ``x``: they are float32 only, so under float16 mixed precision
+    (``ms.amp``) the custom implementation computes with MindSpore's operators instead."""
+    return x.dtype == mstype.float32
 
 
 def kernel_ops():
@@ -40,7 +47,9 @@ class Swish(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """x * sigmoid(x)."""
-        return self.op(x)
+        if kernels_apply(x):
+            return self.op(x)
+        return x * ops.sigmoid(x)
 
 
 def activation(name: str, impl: str = "split") -> nn.Cell:
@@ -162,7 +171,7 @@ class ConvBnAct(nn.SequentialCell):
     def construct(self, x: Tensor) -> Tensor:
         """act(bn(conv(x)))."""
         conv, bn, act = self.cell_list[0], self.cell_list[1], self.cell_list[2]
-        if not self.custom:
+        if not self.custom or not kernels_apply(x):
             return act(bn(conv(x)))
         if not self.training:
             return self.fused_op(self.fused_meta, x, conv.weight, *bn_params(bn))
@@ -229,7 +238,7 @@ class MixedDepthwiseConv(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """The mixed depthwise convolution of ``x``."""
-        if self.impl == "custom":
+        if self.impl == "custom" and kernels_apply(x):
             return self.conv_op(self.meta, x, self.padded_weight())
         if self.impl == "fused":
             return ops.conv2d(x, self.padded_weight(), stride=self.stride, pad_mode="pad",
@@ -264,7 +273,7 @@ class SqueezeExcite(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """Scale each channel of ``x`` by its learned gate."""
-        if self.custom:
+        if self.custom and kernels_apply(x):
             return self.op(self.meta, x, *self.params())
         s = ops.mean(x, axis=(2, 3), keep_dims=True)
         s = self.gate(self.conv_expand(self.act(self.conv_reduce(s))))

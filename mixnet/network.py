@@ -7,7 +7,7 @@ from mindspore import Tensor, nn, ops
 from space.genome import Genome
 
 from .blocks import MixNetBlock
-from .layers import ConvBnAct, dense_init
+from .layers import ConvBnAct, dense_init, kernels_apply
 
 BN_MOMENTUM = 0.9  # MindSpore convention; equals PyTorch/timm momentum 0.1 and MindCV's default
 BN_EPS = 1e-5
@@ -45,6 +45,6 @@ class MixNet(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """Logits (N, num_classes) for images (N, C, H, W)."""
-        if self.fused_head and not self.training:
+        if self.fused_head and not self.training and kernels_apply(x):
             return self.classifier(self.head_conv.pooled(self.layers(self.stem_conv(x))))
         return self.forward_head(self.forward_features(x))

@@ -157,6 +157,19 @@ def test_training_with_frozen_batch_norm_matches_split() -> None:
     assert_same_gradients(gradients(net, x), gradients(ref, x))
 
 
+@pytest.mark.parametrize("level", ["O2", "O3"])
+def test_custom_under_float16_mixed_precision_falls_back_to_mindspore_ops(level: str) -> None:
+    ref = create_model(SMALL, mixconv_impl="split")
+    net = create_model(SMALL, mixconv_impl="custom")
+    randomize([ref, net], seed=13)
+    ref, net = ms.amp.auto_mixed_precision(ref, level), ms.amp.auto_mixed_precision(net, level)
+    ref.set_train(False)
+    net.set_train(False)
+    x = ms.Tensor(np.random.RandomState(14).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()), rtol=2e-2)
+
+
 def test_kernel_rejects_inconsistent_meta() -> None:
     from mixnet.kernels import ops as kops
     op = kops.direct_conv(1)
