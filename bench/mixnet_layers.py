@@ -1,8 +1,9 @@
 """Per-layer costs of MixNet's parts, one implementation against another, block by block.
 
 For every block of the network (MindSpore graph mode, CPU) it times, on that block's input shape:
-MixConv (split / fused / custom), the grouped 1x1 expansion and projection (split + concat, one
-grouped conv when the split is even, the C++ pointwise kernel with BatchNorm folded in), the SE
+MixConv (split / fused / custom), the grouped 1x1 expansion with its BatchNorm (split + concat, one
+grouped conv when the split is even, and the C++ kernels: at inference the pointwise kernel with
+BatchNorm folded in, in training the grouped 1x1 kernel and the BatchNorm kernel), the SE
 module (MindSpore ops / C++ kernel) and swish (nn.SiLU / x * sigmoid(x) / C++ kernel).
 Forward only by default (inference), or forward + backward with ``--train``. Each figure is the
 median of ``--repeats`` interleaved calls, in milliseconds.
@@ -31,7 +32,8 @@ from mindspore import Tensor, nn, ops  # noqa: E402
 
 from bench.mixnet_speed import interleaved  # noqa: E402
 from mixnet.factory import apply_overrides  # noqa: E402
-from mixnet.layers import GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, Swish, batch_norm, bn_params, kernel_ops  # noqa: E402
+from mixnet.layers import (GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, Swish, batch_norm, bn_params,  # noqa: E402
+                           kernel_ops, train_batch_norm_act)
 from space import parse_genome  # noqa: E402
 from space.genome import LayerSpec  # noqa: E402
 
@@ -75,6 +77,21 @@ class ConvThenBn(nn.Cell):
         return self.bn(self.conv(x))
 
 
+class ConvThenKernelBn(nn.Cell):
+    """Training: grouped conv (as given) then BatchNorm on the C++ kernel."""
+
+    def __init__(self, conv: GroupedConv2d, channels: int) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = batch_norm(channels, 0.9, 1e-5)
+        self.identity = nn.Identity()
+        self.meta = kernel_ops().batch_norm_meta("none", 1e-5)
+        self.op = kernel_ops().batch_norm_act()
+
+    def construct(self, x: Tensor) -> Tensor:
+        return train_batch_norm_act(self.op, self.meta, self.bn, self.identity, self.conv(x))
+
+
 class XSigmoid(nn.Cell):
     """x * sigmoid(x) as two MindSpore ops (MindCV's Swish)."""
 
@@ -82,8 +99,9 @@ class XSigmoid(nn.Cell):
         return x * ops.sigmoid(x)
 
 
-def variants(part: str, layer: LayerSpec, hw: int) -> "dict[str, tuple[nn.Cell, tuple]] | None":
-    """Named cells to compare for one part of one block (input ``hw`` x ``hw``), with input shapes."""
+def variants(part: str, layer: LayerSpec, hw: int, train: bool) -> "dict[str, tuple[nn.Cell, tuple]] | None":
+    """Named cells to compare for one part of one block (input ``hw`` x ``hw``), with input shapes;
+    with ``train``, the training counterparts of the inference-only kernels."""
     mid = layer.mid_channels
     if part == "mixconv":
         shape = (mid, hw, hw)
@@ -94,8 +112,12 @@ def variants(part: str, layer: LayerSpec, hw: int) -> "dict[str, tuple[nn.Cell, 
             return None
         conv = GroupedConv2d(layer.in_channels, mid, layer.expand_groups)
         shape = (layer.in_channels, hw, hw)
+        if train:
+            custom = ConvThenKernelBn(GroupedConv2d(layer.in_channels, mid, layer.expand_groups, "custom"), mid)
+        else:
+            custom = Pointwise(conv, mid)
         out = {"split+concat, BN": (ConvThenBn(conv, mid), shape),
-               "custom (BN folded)": (Pointwise(conv, mid), shape)}
+               ("custom (C++ conv, C++ BN)" if train else "custom (BN folded)"): (custom, shape)}
         if layer.in_channels % layer.expand_groups == 0 and mid % layer.expand_groups == 0 and layer.expand_groups > 1:
             out["one grouped conv, BN"] = (ConvThenBn(OneGroupedConv(conv), mid), shape)
         return out
@@ -130,7 +152,7 @@ def measure(model: str, batch: int, resolution: int, train: bool, parts: tuple[s
     spatial = resolution // 2
     for layer in genome.layers():
         for part in parts:
-            found = variants(part, layer, spatial)
+            found = variants(part, layer, spatial, train)
             if not found:
                 continue
             runs = {}

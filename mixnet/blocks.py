@@ -24,7 +24,7 @@ class MixNetBlock(nn.Cell):
         cells: list[nn.Cell] = []
         self.expand = layer.expand_ratio != 1
         if self.expand:
-            cells += [GroupedConv2d(layer.in_channels, mid, layer.expand_groups),
+            cells += [GroupedConv2d(layer.in_channels, mid, layer.expand_groups, mixconv_impl),
                       batch_norm(mid, bn_momentum, bn_eps), activation(layer.act, mixconv_impl)]
         self.dw_index = len(cells)
         mixconv = MixedDepthwiseConv(mid, layer.kernel_sizes, layer.stride, mixconv_impl)
@@ -33,7 +33,7 @@ class MixNetBlock(nn.Cell):
         if self.se:
             cells.append(SqueezeExcite(mid, layer.se_channels, layer.se_act, mixconv_impl))
         self.project_index = len(cells)
-        cells += [GroupedConv2d(mid, layer.out_channels, layer.project_groups),
+        cells += [GroupedConv2d(mid, layer.out_channels, layer.project_groups, mixconv_impl),
                   batch_norm(layer.out_channels, bn_momentum, bn_eps)]
         self.convs = nn.SequentialCell(cells)
         self.residual = layer.residual

@@ -18,6 +18,9 @@ from space.errors import UsageError
 from space.rounding import split_channels
 
 CONCRETE_IMPLS = ("split", "fused", "custom")
+# Training 1x1 convs run on the C++ kernel from this many output positions up (28 x 28): below it,
+# with hundreds of channels on a few positions, MindSpore's GEMM is faster (bench/mixnet_layers.py).
+POINTWISE_MIN_POSITIONS = 784
 
 
 def check_impl(impl: str) -> None:
@@ -106,9 +109,12 @@ def bn_params(bn: nn.BatchNorm2d) -> tuple:
 
 
 class GroupedConv2d(nn.Cell):
-    """A 1x1 conv whose input and output channels are split into ``groups`` dense convs."""
+    """A 1x1 conv whose input and output channels are split into ``groups`` dense convs.
 
-    def __init__(self, cin: int, cout: int, groups: int) -> None:
+    With ``impl="custom"`` and channels that split evenly, the groups run as one C++ kernel call.
+    """
+
+    def __init__(self, cin: int, cout: int, groups: int, impl: str = "split") -> None:
         super().__init__()
         self.groups = groups
         if groups == 1:
@@ -118,6 +124,11 @@ class GroupedConv2d(nn.Cell):
             self.bounds = channel_bounds(splits)
             self.grouped_conv = nn.CellList([conv2d(i, o, 1) for i, o in
                                              zip(splits, split_channels(cout, groups))])
+        self.custom = impl == "custom" and cin % groups == 0 and cout % groups == 0
+        if self.custom:
+            kops = kernel_ops()
+            self.meta = kops.pointwise_conv_meta(groups)
+            self.op = kops.pointwise_conv()
 
     def weights(self) -> tuple:
         """One (cout_g, cin_g, 1, 1) weight per group, in channel order."""
@@ -127,6 +138,9 @@ class GroupedConv2d(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """Apply each group's conv to its channel slice and concatenate."""
+        if self.custom and kernels_apply(x) and x.shape[2] * x.shape[3] >= POINTWISE_MIN_POSITIONS:
+            weights = self.weights()
+            return self.op(self.meta, x, weights[0] if self.groups == 1 else ops.concat(weights, axis=0))
         if self.groups == 1:
             return self.grouped_conv(x)
         return ops.concat([conv(x[:, start:end]) for conv, (start, end) in zip(self.grouped_conv, self.bounds)],

@@ -9,7 +9,7 @@ from mindspore import nn, ops
 
 from mixnet import create_model
 from mixnet.blocks import MixNetBlock
-from mixnet.layers import ConvBnAct, MixedDepthwiseConv
+from mixnet.layers import ConvBnAct, GroupedConv2d, MixedDepthwiseConv
 from space.genome import LayerSpec
 
 IMPLS = ("fused", "custom")
@@ -79,6 +79,17 @@ def test_mixconv_matches_split(impl: str, channels: int, kernels: tuple, stride:
     net = MixedDepthwiseConv(channels, kernels, stride, impl)
     randomize([ref, net], seed=1)
     x = ms.Tensor(np.random.RandomState(2).normal(size=(2, channels, size, size)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+    assert_same_gradients(gradients(net, x), gradients(ref, x))
+
+
+@pytest.mark.parametrize("cin,cout,groups", [(12, 18, 2), (16, 24, 1), (10, 15, 2)])  # the last splits unevenly
+def test_grouped_1x1_custom_matches_split(cin: int, cout: int, groups: int) -> None:
+    ref = GroupedConv2d(cin, cout, groups, "split")
+    net = GroupedConv2d(cin, cout, groups, "custom")
+    randomize([ref, net], seed=15)
+    x = ms.Tensor(np.random.RandomState(16).normal(size=(2, cin, 28, 29)).astype(np.float32))  # >= 784 positions
     want = ref(x).asnumpy()
     assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
     assert_same_gradients(gradients(net, x), gradients(ref, x))

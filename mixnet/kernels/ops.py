@@ -10,6 +10,7 @@ Every primitive takes a float32 ``meta`` tensor first (see the ``*_meta`` builde
 - :func:`pointwise` ``(meta, x, w_0, ..., gamma, beta, mean, variance, [SE params], [residual])``:
   inference grouped 1x1 conv + folded BatchNorm + activation, with optional squeeze-and-excitation
   of the input, residual add, or global average pooling of the output.
+- :func:`pointwise_conv` ``(meta, x, weight) -> y``: differentiable grouped 1x1 conv (equal groups).
 - :func:`batch_norm_act` ``(meta, x, gamma, beta) -> (act(batchnorm(x)), mean, var)``: training
   BatchNorm with batch statistics fused with its activation; the caller updates moving statistics.
 - :func:`swish` ``(x) -> x * sigmoid(x)`` and :func:`squeeze_excite`
@@ -186,3 +187,31 @@ def batch_norm_act() -> ops.Custom:
                           out_dtype=_bn_backward_infer, func_type="aot")
     return ops.Custom(f"{library_path()}:BatchNormActForward", out_shape=_bn_infer, out_dtype=_bn_infer,
                       func_type="aot", bprop=_bn_bprop(backward))
+
+
+def _conv1x1_shape(meta, x, weight):
+    return (x[0], weight[0], x[2], x[3])
+
+
+def _pointwise_conv_bprop(backward_input: ops.Custom, backward_weight: ops.Custom):
+    def bprop(meta, x, weight, out, dout):
+        return ops.zeros_like(meta), backward_input(meta, dout, x, weight), backward_weight(meta, dout, x, weight)
+    return bprop
+
+
+def pointwise_conv_meta(groups: int) -> Tensor:
+    """``[G]`` for :func:`pointwise_conv`."""
+    return _tensor([groups])
+
+
+@lru_cache(maxsize=1)
+def pointwise_conv() -> ops.Custom:
+    """Differentiable grouped 1x1 conv ``(meta, x, weight) -> y`` with equal groups; ``weight`` is the
+    groups' (Cout/G, Cin/G, 1, 1) weights concatenated along the output axis."""
+    library = library_path()
+    backward_input = ops.Custom(f"{library}:PointwiseConvBackwardInput", out_shape=_input_like,
+                                out_dtype=_input_like, func_type="aot")
+    backward_weight = ops.Custom(f"{library}:PointwiseConvBackwardWeight", out_shape=_weight_like,
+                                 out_dtype=_weight_like, func_type="aot")
+    return ops.Custom(f"{library}:PointwiseConvForward", out_shape=_conv1x1_shape, out_dtype=_x_dtype,
+                      func_type="aot", bprop=_pointwise_conv_bprop(backward_input, backward_weight))

@@ -1,4 +1,4 @@
-// Pointwise (1x1) convolution for inference on the CPU, as one MindSpore Custom(func_type="aot") call:
+// Pointwise (1x1) convolution on the CPU for MindSpore Custom(func_type="aot"). For inference, one call:
 // grouped 1x1 conv (any channel split) -> folded BatchNorm -> activation, optionally with
 // squeeze-and-excitation applied to the input first, a residual added last, or a global average pool
 // of the result.
@@ -11,6 +11,9 @@
 // SE: s = sigmoid(W_e act_se(W_r mean_hw(x) + b_r) + b_e) scales the input channels; it is folded
 // into the weights per image, as is the BatchNorm scale. Returns 1 for unsupported ranks or dtypes
 // and 2 for inconsistent shapes or meta.
+//
+// For training, PointwiseConvForward / BackwardInput / BackwardWeight (below) compute a grouped 1x1
+// conv with equal groups and its two gradients.
 //
 // The product is register-blocked: kRows output channels x kChunk positions accumulate in 24 vector
 // registers while the input channels stream through; a partial last block of positions is copied
@@ -168,6 +171,116 @@ void pointwise(const Pointwise &pw, const float *x, const float *scale, const fl
   });
 }
 
+// Training 1x1 conv with G equal groups: the groups' weights concatenated, (Cout, Cin / G, 1, 1).
+struct Grouped {
+  int64_t n, cin, cout, p, groups, cpg, opg;
+};
+
+bool make_grouped(const float *meta, int64_t meta_len, const int64_t *xs, const int64_t *ws, int wdims, Grouped *g) {
+  if (meta_len != 1 || wdims != 4 || ws[2] * ws[3] != 1) return false;
+  g->groups = static_cast<int64_t>(meta[0]);
+  g->n = xs[0];
+  g->cin = xs[1];
+  g->p = xs[2] * xs[3];
+  g->cout = ws[0];
+  if (g->groups < 1 || g->cin % g->groups || g->cout % g->groups) return false;
+  g->cpg = g->cin / g->groups;
+  g->opg = g->cout / g->groups;
+  return ws[1] == g->cpg;
+}
+
+// The plain product y = W x for the grouped weights w (rows of cin_per_row), as a Pointwise problem.
+void grouped_product(const Grouped &g, int64_t cin, int64_t cout, const float *w, const float *x, float *y) {
+  Pointwise pw;
+  pw.n = g.n;
+  pw.cin = cin;
+  pw.cout = cout;
+  pw.p = g.p;
+  pw.act = kNone;
+  pw.se_act = kNone;
+  pw.eps = 0.f;
+  pw.se = pw.residual = pw.pooled = false;
+  const int64_t in_g = cin / g.groups, out_g = cout / g.groups;
+  for (int64_t k = 0; k < g.groups; ++k) pw.segs.push_back({k * in_g, in_g, k * out_g, out_g, w + k * out_g * in_g});
+  std::vector<float> ones(cout, 1.f), zeros(cout, 0.f);
+  pointwise(pw, x, ones.data(), zeros.data(), nullptr, nullptr, y);
+}
+
+// out[r][c] += sum over images and the n positions of a_r * b_c, for R rows of a and C rows of b
+// (row strides lda, ldb; image strides sa, sb): vector partial sums across all images, one
+// horizontal reduction per pair at the end.
+template <int R, int C>
+void outer_tile(const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb, int64_t n,
+                int64_t images, float *out, int64_t ldo) {
+  v16 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = (v16){};
+  float tail[R][C] = {};
+  for (int64_t img = 0; img < images; ++img, a += sa, b += sb) {
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes) {
+      v16 bv[C];
+      for (int c = 0; c < C; ++c) bv[c] = load(b + c * ldb + j);
+      for (int r = 0; r < R; ++r) {
+        const v16 av = load(a + r * lda + j);
+        for (int c = 0; c < C; ++c) acc[r][c] += av * bv[c];
+      }
+    }
+    for (; j < n; ++j)
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) tail[r][c] += a[r * lda + j] * b[c * ldb + j];
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float t = tail[r][c];
+      for (int64_t l = 0; l < kLanes; ++l) t += acc[r][c][l];
+      out[r * ldo + c] += t;
+    }
+}
+
+// Edge tiles (fewer than 4 rows or columns) one pair at a time.
+void outer_edge(int64_t rows, int64_t cols, const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
+                int64_t sb, int64_t n, int64_t images, float *out, int64_t ldo) {
+  for (int64_t img = 0; img < images; ++img, a += sa, b += sb)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) out[r * ldo + c] += dot_n(a + r * lda, b + c * ldb, n);
+}
+
+// dw[o][i] = sum over images and positions of dy[o] * x[i] within each group. Item = (group, 4 output
+// rows, 4 input columns, range of images); with several image ranges each pool slot sums into its
+// own copy of dw, added up at the end.
+void grouped_weight_grad(const Grouped &g, const float *x, const float *dy, float *dw) {
+  Pool &pool = Pool::instance();
+  const int64_t ob = (g.opg + 3) / 4, ib = (g.cpg + 3) / 4, tiles = g.groups * ob * ib;
+  const int64_t want = 4 * pool.slots();
+  const int64_t chunks = tiles >= want ? 1 : std::min(g.n, (want + tiles - 1) / tiles);
+  const int64_t per_chunk = (g.n + chunks - 1) / chunks, total = g.cout * g.cpg;
+  std::vector<float> acc(chunks > 1 ? pool.slots() * total : 0, 0.f);
+  std::memset(dw, 0, sizeof(float) * total);
+  pool.run(tiles * chunks, [&](int64_t item, int64_t slot) {
+    const int64_t tile = item / chunks, chunk = item % chunks;
+    const int64_t k = tile / (ob * ib), o0 = ((tile / ib) % ob) * 4, i0 = (tile % ib) * 4;
+    const int64_t rows = std::min<int64_t>(4, g.opg - o0), cols = std::min<int64_t>(4, g.cpg - i0);
+    float *out = (chunks > 1 ? acc.data() + slot * total : dw) + (k * g.opg + o0) * g.cpg + i0;
+    const int64_t img0 = chunk * per_chunk, images = std::min(g.n, img0 + per_chunk) - img0;
+    if (images <= 0) return;
+    const float *a = dy + (img0 * g.cout + k * g.opg + o0) * g.p;
+    const float *b = x + (img0 * g.cin + k * g.cpg + i0) * g.p;
+    if (rows == 4 && cols == 4) {
+      outer_tile<4, 4>(a, g.p, g.cout * g.p, b, g.p, g.cin * g.p, g.p, images, out, g.cpg);
+    } else {
+      outer_edge(rows, cols, a, g.p, g.cout * g.p, b, g.p, g.cin * g.p, g.p, images, out, g.cpg);
+    }
+  });
+  if (chunks > 1) {
+    for (int64_t j = 0; j < total; ++j) {
+      float s = 0.f;
+      for (int64_t t = 0; t < pool.slots(); ++t) s += acc[t * total + j];
+      dw[j] = s;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mixnet
 
@@ -235,5 +348,53 @@ extern "C" int PointwiseForward(int nparam, void **params, int *ndims, int64_t *
     return 2;
   mixnet::pointwise(pw, static_cast<const float *>(params[1]), scale.data(), shift.data(),
                     pw.se ? gate.data() : nullptr, res, static_cast<float *>(params[idx]));
+  return 0;
+}
+
+// Training grouped 1x1 convolution, meta = [G]:
+//   PointwiseConvForward(meta, x, w) -> y = W x
+//   PointwiseConvBackwardInput(meta, dy, x, w) -> dx = W^T dy   (x for its shape)
+//   PointwiseConvBackwardWeight(meta, dy, x, w) -> dw = dy x^T
+extern "C" int PointwiseConvForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                    void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 4 || ndims[0] != 1 || ndims[1] != 4 || ndims[3] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
+  mixnet::Grouped g;
+  if (!mixnet::make_grouped(static_cast<const float *>(params[0]), shapes[0][0], shapes[1], shapes[2], ndims[2], &g))
+    return 2;
+  mixnet::grouped_product(g, g.cin, g.cout, static_cast<const float *>(params[2]),
+                          static_cast<const float *>(params[1]), static_cast<float *>(params[3]));
+  return 0;
+}
+
+extern "C" int PointwiseConvBackwardInput(int nparam, void **params, int *ndims, int64_t **shapes,
+                                          const char **dtypes, void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
+  mixnet::Grouped g;
+  if (!mixnet::make_grouped(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], shapes[3], ndims[3], &g))
+    return 2;
+  const float *w = static_cast<const float *>(params[3]);
+  std::vector<float> wt(g.cout * g.cpg);  // per group the transpose: (cpg rows of opg)
+  for (int64_t k = 0; k < g.groups; ++k)
+    for (int64_t o = 0; o < g.opg; ++o)
+      for (int64_t i = 0; i < g.cpg; ++i) wt[(k * g.cpg + i) * g.opg + o] = w[(k * g.opg + o) * g.cpg + i];
+  mixnet::grouped_product(g, g.cout, g.cin, wt.data(), static_cast<const float *>(params[1]),
+                          static_cast<float *>(params[4]));
+  return 0;
+}
+
+extern "C" int PointwiseConvBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes,
+                                           const char **dtypes, void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
+  mixnet::Grouped g;
+  if (!mixnet::make_grouped(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], shapes[3], ndims[3], &g))
+    return 2;
+  mixnet::grouped_weight_grad(g, static_cast<const float *>(params[2]), static_cast<const float *>(params[1]),
+                              static_cast<float *>(params[4]));
   return 0;
 }
