@@ -1,8 +1,8 @@
 """Choosing the MixConv implementation: ``auto`` measures the candidates once per device and remembers.
 
 ``resolve_impl("auto")`` times every implementation available on the running device (``split``,
-``fused``, and ``custom`` on a CPU with a C++ compiler) on a fixed set of MixConv probe layers
-(forward and backward, in graph mode) and returns the fastest. The choice is
+``fused``, and ``custom`` on a CPU with a C++ compiler) on a fixed set of probe MixNet blocks
+(a training step's forward and backward, in graph mode) and returns the fastest. The choice is
 kept in ``<cache dir>/mixconv_impl.json`` under a key made of the device, the MindSpore version, the
 CPU and the probe shapes, so later builds on the same machine pay nothing. The file is written
 atomically (temporary file, then rename), so concurrent processes never read a partial file.
@@ -26,11 +26,16 @@ from mindspore import Tensor, nn, ops
 from space.errors import UsageError
 
 from .kernels.build import KernelUnavailable, cache_dir, cpu_signature, library_path
-from .layers import CONCRETE_IMPLS, MixedDepthwiseConv
+from space.genome import LayerSpec
+
+from .blocks import MixNetBlock
+from .layers import CONCRETE_IMPLS
 
 IMPLS = ("auto",) + CONCRETE_IMPLS
-# (channels, kernel sizes, stride, spatial size): a stride-2 early layer, a mid layer, a wide late one.
-PROBES = ((144, (3, 5, 7), 2, 28), (240, (3, 5), 1, 14), (720, (3, 5, 7, 9, 11), 2, 14))
+# Probe blocks (in, out channels, expansion, kernel sizes, 1x1 groups, stride, spatial size, SE
+# channels): MixNet-S's first swish block, a grouped mid block, and a wide stride-2 late block.
+PROBES = ((24, 40, 6, (3, 5, 7), 1, 2, 28, 12), (40, 40, 6, (3, 5), 2, 1, 14, 20),
+          (120, 200, 6, (3, 5, 7, 9, 11), 1, 2, 14, 60))
 PROBE_BATCH = 1
 REPEATS = 3
 
@@ -44,7 +49,7 @@ def device_key() -> str:
     """Device, MindSpore version, CPU and probe shapes: what a measured choice is valid for."""
     device = ms.get_context("device_target")
     cpu = hashlib.sha256(cpu_signature().encode()).hexdigest()[:12] if device == "CPU" else "-"
-    probes = ";".join(f"{c}x{'.'.join(map(str, k))}s{s}@{hw}" for c, k, s, hw in PROBES)
+    probes = ";".join("-".join(".".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in p) for p in PROBES)
     return f"{device}|mindspore-{ms.__version__}|cpu-{cpu}|b{PROBE_BATCH}|{probes}"
 
 
@@ -65,12 +70,18 @@ def candidates() -> tuple[str, ...]:
     return ("split", "fused", "custom") if custom_available() else ("split", "fused")
 
 
+def probe_layer(cin: int, cout: int, expand: int, kernels: tuple, groups: int, stride: int, _spatial: int,
+                se: int) -> LayerSpec:
+    """A MixNet block (swish, ReLU inside SE) from a PROBES entry."""
+    return LayerSpec(0, 0, kernels, groups, groups, stride, expand, cin, cout, cin * expand, se, "swish", "relu")
+
+
 class _Probe(nn.Cell):
-    """The probe layers side by side, each on its own input; output is the sum of their means."""
+    """The probe blocks side by side, each on its own input; output is the sum of their means."""
 
     def __init__(self, impl: str) -> None:
         super().__init__()
-        self.layers = nn.CellList([MixedDepthwiseConv(c, k, s, impl) for c, k, s, _ in PROBES])
+        self.layers = nn.CellList([MixNetBlock(probe_layer(*p), 0.9, 1e-5, impl) for p in PROBES])
 
     def construct(self, *xs: Tensor) -> Tensor:
         """Sum over probes of the mean output."""
@@ -88,15 +99,16 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 def _probe_inputs() -> list[Tensor]:
     rng = np.random.default_rng(0)
-    return [Tensor(rng.standard_normal((PROBE_BATCH, c, hw, hw), dtype=np.float32)) for c, _, _, hw in PROBES]
+    return [Tensor(rng.standard_normal((PROBE_BATCH, p[0], p[6], p[6]), dtype=np.float32)) for p in PROBES]
 
 
 def measure(impls: tuple[str, ...], repeats: int = REPEATS) -> dict[str, float]:
-    """Median seconds of forward + backward through the probe layers, per implementation."""
+    """Median seconds of forward + backward through the probe blocks, per implementation."""
     xs = _probe_inputs()
     runs = {}
     for impl in impls:
         probe = _Probe(impl)
+        probe.set_train(True)
         grad = ms.grad(probe, grad_position=tuple(range(len(xs))), weights=probe.trainable_params())
         runs[impl] = lambda g=grad: g(*xs)[1][0].asnumpy()
         runs[impl]()  # compile

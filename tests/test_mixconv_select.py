@@ -22,7 +22,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def small_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny probe layers, so that measuring takes seconds."""
-    monkeypatch.setattr(impl_select, "PROBES", ((12, (3, 5), 2, 12), (16, (3,), 1, 8)))
+    monkeypatch.setattr(impl_select, "PROBES", ((8, 12, 3, (3, 5), 1, 2, 12, 4), (8, 8, 2, (3,), 2, 1, 8, 0)))
     monkeypatch.setattr(impl_select, "REPEATS", 2)
 
 
@@ -40,7 +40,7 @@ def test_auto_measures_once_and_remembers(cache: Path, small_probes: None, monke
 
     monkeypatch.setattr(impl_select, "measure", no_measuring)
     assert impl_select.resolve_impl("auto") == chosen
-    monkeypatch.setattr(impl_select, "PROBES", ((8, (3,), 1, 8),))  # other probes: another key
+    monkeypatch.setattr(impl_select, "PROBES", ((8, 8, 2, (3,), 1, 1, 8, 0),))  # other probes: another key
     with pytest.raises(AssertionError, match="measured again"):
         impl_select.resolve_impl("auto")
 
