@@ -79,7 +79,8 @@ struct Conv {
 };
 
 // Reads meta and the S weight segments and checks them against the shapes: stride 1..8, act 0..2,
-// groups dividing both channel counts, odd kernels fitting their segment, "same"-padded outputs.
+// groups dividing both channel counts, odd kernels up to 31 fitting their segment, "same"-padded
+// outputs.
 bool make_conv(const float *meta, int64_t meta_len, const int64_t *xs, int64_t segments, void **wts,
                const int64_t *const *wshapes, const int *wdims, const int64_t *ys, Conv *c) {
   if (meta_len < 4 || segments < 1) return false;
@@ -103,7 +104,7 @@ bool make_conv(const float *meta, int64_t meta_len, const int64_t *xs, int64_t s
   c->kmax = 0;
   for (int64_t g = 0; g < c->groups; ++g) {
     c->k[g] = static_cast<int64_t>(meta[4 + g]);
-    if (c->k[g] < 1 || c->k[g] % 2 == 0) return false;
+    if (c->k[g] < 1 || c->k[g] > 31 || c->k[g] % 2 == 0) return false;
     c->kmax = std::max(c->kmax, c->k[g]);
   }
   c->wptr.clear();
@@ -166,11 +167,19 @@ void fill_phases(const Plane &g, const float *x, float *buf) {
   }
 }
 
-// Pointers to where each tap (ky, kx) of the k x k kernel reads in one plane's phase planes.
+// Pointers to where each tap (ky, kx) of the k x k kernel reads in one plane's phase planes:
+// buf + ((ky % s) * s + kx % s) * phase + (ky / s) * wq + kx / s, without a division per tap.
 void tap_sources(const Plane &g, const float *buf, const float **src) {
-  for (int64_t ky = 0; ky < g.k; ++ky)
-    for (int64_t kx = 0; kx < g.k; ++kx)
-      *src++ = buf + ((ky % g.s) * g.s + kx % g.s) * g.phase + (ky / g.s) * g.wq + kx / g.s;
+  int64_t col[32];  // per kx: offset of its column phase plane and column (k <= 31 here)
+  for (int64_t kx = 0, b = 0, q = 0; kx < g.k; ++kx) {
+    col[kx] = b * g.phase + q;
+    if (++b == g.s) b = 0, ++q;
+  }
+  for (int64_t ky = 0, a = 0, r = 0; ky < g.k; ++ky) {
+    const float *row = buf + a * g.s * g.phase + r * g.wq;
+    for (int64_t kx = 0; kx < g.k; ++kx) *src++ = row + col[kx];
+    if (++a == g.s) a = 0, ++r;
+  }
 }
 
 // The k x k kernel from the centre of a kw x kw one, row-major; flipped in both axes if asked.

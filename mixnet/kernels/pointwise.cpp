@@ -102,6 +102,14 @@ void pointwise(const Pointwise &pw, const float *x, const float *scale, const fl
     seg_rows.push_back((s.cout + kRowBlock - 1) / kRowBlock);
     per_image += seg_rows.back() * pos_blocks;
   }
+  // The last, partial block of positions of every input channel, zero-padded to kChunk, built once.
+  const int64_t tail_at = pw.p / kChunk * kChunk, tail_len = pw.p - tail_at;
+  std::vector<float> tails(tail_len ? pw.n * pw.cin * kChunk : 0, 0.f);
+  if (tail_len) {
+    parallel_for(pw.n * pw.cin, 256, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) copy_row(x + i * pw.p + tail_at, tail_len, tails.data() + i * kChunk);
+    });
+  }
   Pool::instance().run(pw.n * per_image, [&](int64_t item, int64_t) {
     const int64_t img = item / per_image;
     int64_t rest = item % per_image, si = 0;
@@ -133,14 +141,8 @@ void pointwise(const Pointwise &pw, const float *x, const float *scale, const fl
       const int64_t valid = std::min(kChunk, p_end - p0);
       const float *xp = xs + p0;
       int64_t ldx = pw.p;
-      if (valid < kChunk || p0 + kChunk > pw.p) {  // partial block: zero-padded copy
-        float *buf = grow(sc.planes, s.cin * kChunk);
-        sc.key_call = 0;
-        for (int64_t i = 0; i < s.cin; ++i) {
-          copy_row(xs + i * pw.p + p0, valid, buf + i * kChunk);
-          std::fill(buf + i * kChunk + valid, buf + (i + 1) * kChunk, 0.f);
-        }
-        xp = buf;
+      if (p0 == tail_at && tail_len) {  // the partial block: its zero-padded copy
+        xp = tails.data() + (img * pw.cin + s.cin0) * kChunk;
         ldx = kChunk;
       }
       for (int64_t r0 = o_begin; r0 < o_end; r0 += kRows) {
