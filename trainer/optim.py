@@ -58,22 +58,23 @@ def create_optimizer(params: Sequence[Parameter], cfg: Any, lrs: list[float]) ->
 _adamw = ops.MultitypeFuncGraph("adamw")
 
 
-@_adamw.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
+@_adamw.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
                  "Tensor", "Tensor")
-def _adamw_update(beta1: Tensor, beta2: Tensor, eps: Tensor, lr: Tensor, correction1: Tensor, correction2: Tensor,
+def _adamw_update(fused: Any, beta1: Tensor, beta2: Tensor, eps: Tensor, lr: Tensor, decay_scale: Tensor,
                   weight_decay: Tensor, param: Tensor, m: Tensor, v: Tensor, grad: Tensor) -> Tensor:
-    """One AdamW update: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)."""
-    grad = ops.cast(grad, ms.float32)
-    next_m = beta1 * m + (1.0 - beta1) * grad
-    next_v = beta2 * v + (1.0 - beta2) * ops.square(grad)
-    update = (next_m / correction1) / (ops.sqrt(next_v / correction2) + eps) + weight_decay * param
-    out = ops.depend(param, ops.assign(m, next_m))
-    out = ops.depend(out, ops.assign(v, next_v))
-    return ops.depend(out, ops.assign(param, param - lr * update))
+    """One fused AdamW update of ``param`` (moments updated in place)."""
+    return fused(param, m, v, lr, beta1, beta2, eps, weight_decay * decay_scale, ops.cast(grad, ms.float32))
 
 
 class AdamW(nn.Optimizer):
-    """Adam with bias-corrected moments and decoupled weight decay (beta 0.9/0.999, eps 1e-8)."""
+    """Adam with bias-corrected moments and decoupled weight decay (beta 0.9/0.999, eps 1e-8).
+
+    The step is MindCV's: ``p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)``. It runs as one fused
+    ``AdamWeightDecay`` kernel per parameter, which has no bias correction, so the correction is
+    folded into its inputs: ``lr * sqrt(1 - b2^t) / (1 - b1^t)`` as the rate, ``eps * sqrt(1 - b2^t)``
+    as epsilon and ``wd * (1 - b1^t) / sqrt(1 - b2^t)`` as the decay give the same update, with a
+    graph a fraction of the size (it compiles seconds faster).
+    """
 
     def __init__(self, params: Sequence[Parameter], learning_rate: list[float], weight_decays: list[float],
                  beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
@@ -86,6 +87,7 @@ class AdamW(nn.Optimizer):
         self.moment2 = self.parameters.clone(prefix="adam_v", init="zeros")
         self.beta1_power = Parameter(Tensor(1.0, ms.float32), name="beta1_power")
         self.beta2_power = Parameter(Tensor(1.0, ms.float32), name="beta2_power")
+        self.fused = ops.AdamWeightDecay()
         self.hyper_map = ops.HyperMap()
 
     def construct(self, gradients: tuple) -> tuple:
@@ -96,5 +98,8 @@ class AdamW(nn.Optimizer):
         beta2_power = self.beta2_power * self.beta2
         ops.assign(self.beta1_power, beta1_power)
         ops.assign(self.beta2_power, beta2_power)
-        update = ops.partial(_adamw, self.beta1, self.beta2, self.eps, lr, 1.0 - beta1_power, 1.0 - beta2_power)
+        correction1 = 1.0 - beta1_power
+        root2 = ops.sqrt(1.0 - beta2_power)
+        update = ops.partial(_adamw, self.fused, self.beta1, self.beta2, self.eps * root2, lr * root2 / correction1,
+                             correction1 / root2)
         return self.hyper_map(update, self.weight_decays, self.parameters, self.moment1, self.moment2, gradients)

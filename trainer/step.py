@@ -161,6 +161,7 @@ class TrainStep(nn.Cell):
         dynamic = cfg.loss_scale_type == "dynamic" or cfg.dynamic_loss_scale
         self.scaler = LossScaler(cfg.loss_scale, dynamic)
         self.check_overflow = dynamic or cfg.drop_overflow_update
+        self.unscale = dynamic or cfg.loss_scale != 1.0
         self.reducer = nn.DistributedGradReducer(self.weights, mean=True, degree=world) if world > 1 \
             else PassThrough()
         self.clip = cfg.clip_grad
@@ -173,7 +174,8 @@ class TrainStep(nn.Cell):
         """Forward, backward, update."""
         scale = self.scaler.value
         loss, grads = self.grad_fn(images, labels, keep, scale)
-        grads = self.hyper_map(ops.partial(_unscale, 1.0 / scale), grads)
+        if self.unscale:
+            grads = self.hyper_map(ops.partial(_unscale, 1.0 / scale), grads)
         grads = self.reducer(grads)
         if self.clip:
             grads = ops.clip_by_global_norm(grads, self.clip_value)
