@@ -46,10 +46,12 @@ class Evaluator:
 
     def __init__(self, cfg: SearchConfig, space: SearchSpace, proxy: ProxyData, train_cfg: Any,
                  train_fn: TrainFn, latency_fn: LatencyFn, target: int, worker: str,
-                 on_epoch: Callable[[int, int], None] | None = None) -> None:
+                 on_epoch: Callable[[int, int], None] | None = None,
+                 device_turn: Callable[[], Any] | None = None) -> None:
         self.cfg, self.space, self.proxy, self.train_cfg = cfg, space, proxy, train_cfg
         self.train_fn, self.latency_fn = train_fn, latency_fn
         self.target, self.worker, self.on_epoch = target, worker, on_epoch
+        self.device_turn = device_turn
 
     def values(self, ev: Evaluation) -> "float | tuple[float, ...]":
         """The objective values Optuna receives for an evaluation."""
@@ -88,6 +90,7 @@ class Evaluator:
         same genome at the same moment both see the other by then, and the later trial reuses.
         """
         cost = network_cost(genome, self.cfg.latency["resolution"])
+        trial.set_user_attr("stage", "latency")
         t0 = time.perf_counter()
         latency = float(self.latency_fn(genome))
         trial.set_user_attr("latency_seconds", round(time.perf_counter() - t0, 3))
@@ -113,9 +116,13 @@ class Evaluator:
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
         """Proxy-train ``genome`` (the recipe may narrow it with ``width``); held-out top-1 as a fraction."""
         epochs = int(self.train_cfg.epoch_size)
+        trial.set_user_attr("stage", "training")
+        trial.set_user_attr("epochs", epochs)
 
         def on_epoch(epoch: int, metrics: dict) -> None:
-            """Report progress; in mnas mode let the pruner stop a poor trial."""
+            """Report progress (also in the storage, for other processes); in mnas mode let the pruner
+            stop a poor trial."""
+            trial.set_user_attr("epochs_done", epoch + 1)
             if self.on_epoch is not None:
                 self.on_epoch(epoch + 1, epochs)
             if self.cfg.mode == "mnas":
@@ -124,7 +131,7 @@ class Evaluator:
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
         result = self.train_fn(self.train_cfg, genome, on_epoch=on_epoch, progress=False,
-                               save_checkpoints=False)
+                               save_checkpoints=False, device_turn=self.device_turn)
         trial.set_user_attr("train_seconds", round(float(result.seconds), 2))
         trial.set_user_attr("images_per_second", round(float(result.images_per_second), 2))
         return float(result.final_top1) / 100.0

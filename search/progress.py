@@ -1,4 +1,4 @@
-"""Progress on the terminal: an overall bar over trials and a bar for the running trial's epochs."""
+"""Progress on the terminal: an overall bar over trials and bars for the running trials' epochs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ class TrialProgress:
         self.overall = tqdm(total=target, initial=min(done, target), desc="trials", unit="trial",
                             position=0, dynamic_ncols=True)
         self.current: tqdm | None = None
+        self.running: dict[int, tqdm] = {}
 
     def epoch(self, epoch: int, epochs: int) -> None:
         """The running trial finished ``epoch`` of ``epochs`` proxy-training epochs."""
@@ -31,6 +32,21 @@ class TrialProgress:
         if acc is not None and lat is not None:
             self.overall.set_postfix_str(f"last: #{trial.number} acc {acc:.3f} lat {lat:.1f} ms")
 
+    def show_running(self, running: list[FrozenTrial]) -> None:
+        """One bar per running trial of any worker, from what the trials record in the storage."""
+        numbers = {t.number for t in running}
+        for number in [n for n in self.running if n not in numbers]:
+            self.running.pop(number).close()
+        for slot, trial in enumerate(sorted(running, key=lambda t: t.number)):
+            bar = self.running.get(trial.number)
+            if bar is None:
+                bar = self.running[trial.number] = tqdm(total=1, desc=f"  trial {trial.number}", unit="epoch",
+                                                        position=slot + 1, leave=False, dynamic_ncols=True)
+            stage = trial.user_attrs.get("stage", "starting")
+            bar.total = int(trial.user_attrs.get("epochs", 1)) if stage == "training" else 1
+            bar.set_description_str(f"  trial {trial.number} {stage}", refresh=False)
+            bar.update(int(trial.user_attrs.get("epochs_done", 0)) - bar.n if stage == "training" else -bar.n)
+
     def set_complete(self, complete: int) -> None:
         """Move the overall bar to ``complete`` finished trials."""
         self.overall.update(min(complete, self.overall.total) - self.overall.n)
@@ -40,7 +56,9 @@ class TrialProgress:
         self.overall.write(text)
 
     def close(self) -> None:
-        """Close both bars."""
+        """Close every bar."""
         if self.current is not None:
             self.current.close()
+        for bar in self.running.values():
+            bar.close()
         self.overall.close()

@@ -20,7 +20,7 @@ from .progress import TrialProgress
 from .proxy_data import ProxyData, prepare_proxy_data
 from .samplers import make_sampler
 from .storage import open_storage
-from .targets import make_latency_fn, proxy_train_config
+from .targets import make_latency_fn, proxy_train_config, training_turns
 from .workers import fail_dead_trials, worker_id
 
 MAX_CONSECUTIVE_FAILURES = 3
@@ -117,7 +117,7 @@ def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, sh
     progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
     evaluator = Evaluator(cfg, space, proxy, proxy_train_config(cfg, proxy), train_fn,
                           latency_fn or make_latency_fn(cfg), cfg.trials, worker_id(),
-                          on_epoch=progress.epoch if progress else None)
+                          on_epoch=progress.epoch if progress else None, device_turn=training_turns(cfg))
     rules = StopRules(cfg.trials, progress)
     try:
         if complete_count(study) < cfg.trials:
@@ -141,6 +141,7 @@ def _spawn_workers(cfg: SearchConfig, proxy: ProxyData, study: optuna.Study, sho
         while any(p.is_alive() for p in procs):
             if progress is not None:
                 progress.set_complete(complete_count(study))
+                progress.show_running(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             time.sleep(1.0)
     finally:
         for p in procs:
@@ -153,6 +154,15 @@ def _spawn_workers(cfg: SearchConfig, proxy: ProxyData, study: optuna.Study, sho
         raise SearchFailed(f"{len(bad)} of {cfg.workers} workers exited with an error (exit codes {bad})")
 
 
+def choose_impl_once() -> None:
+    """Measure (or read) the ``auto`` MixConv choice here, so workers started next read it from the cache."""
+    import mindspore as ms
+
+    from mixnet.impl_select import resolve_impl
+    ms.set_context(mode=ms.GRAPH_MODE)
+    resolve_impl("auto")
+
+
 def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable | None = None,
                latency_fn: Callable | None = None) -> optuna.Study:
     """Run (or resume) the search of ``cfg`` until its study holds ``cfg.trials`` finished trials."""
@@ -160,7 +170,8 @@ def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable
     space = SearchSpace.from_yaml(cfg.space)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     proxy = prepare_proxy_data(cfg.data, cfg.out_dir)
-    proxy_train_config(cfg, proxy)
+    if proxy_train_config(cfg, proxy).mixconv_impl == "auto" and cfg.workers > 1:
+        choose_impl_once()
     if latency_fn is None:
         make_latency_fn(cfg)
     study = open_study(cfg, create=True)

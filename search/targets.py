@@ -40,6 +40,19 @@ def make_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
     return measured
 
 
+def training_turns(cfg: SearchConfig) -> "Callable[[], Any] | None":
+    """Shared device turns for proxy training when latency is timed on the device that trains.
+
+    Workers of this machine then never train while one of them times a latency.
+    """
+    import mindspore as ms
+    lat = cfg.latency
+    if lat["source"] != "measured" or lat["device"] != ms.get_context("device_target"):
+        return None
+    from .latency.device_turns import DeviceTurns, device_name
+    return DeviceTurns(device_name(lat["device"], lat["device_id"])).work
+
+
 def proxy_train_config(cfg: SearchConfig, proxy: ProxyData) -> Any:
     """The training config of a proxy run: the recipe file plus overrides, on the proxy split."""
     from trainer.config import load_config

@@ -13,6 +13,8 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from trainer.processes import process_alive
+
 RETRY_ATTR = "retry_of"
 
 
@@ -26,13 +28,7 @@ def is_alive(worker: str) -> bool:
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(int(pid))
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:

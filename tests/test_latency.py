@@ -84,7 +84,7 @@ def test_the_cache_takes_concurrent_writers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "mindspore"])
 def test_a_heavier_genome_measures_slower(backend: str) -> None:
-    target = LatencyTarget(backend=backend, device="CPU", resolution=64)
+    target = LatencyTarget(backend=backend, device="CPU", resolution=128)
     heavy = measure_latency(uniform_genome("k3.5.7.9.11", 6), target, warmup=3, repeats=15)
     light = measure_latency(uniform_genome("k3", 3), target, warmup=3, repeats=15)
     assert heavy.median_ms > 1.3 * light.median_ms, (heavy.median_ms, light.median_ms)

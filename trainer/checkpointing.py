@@ -21,6 +21,8 @@ from mindspore import Parameter, Tensor
 from mixnet.checkpoint import fit_report
 from space.errors import UsageError
 
+from .processes import process_alive
+
 META_KEY = "mixnas_meta"
 BEST_NAME = "best.ckpt"
 TRAINING_STATE_PREFIXES = ("moment", "adam_m.", "adam_v.", "mean_square.", "mean_grad.", "accum.", "ema.",
@@ -28,11 +30,16 @@ TRAINING_STATE_PREFIXES = ("moment", "adam_m.", "adam_v.", "mean_square.", "mean
                            "scale_sense", "current_iterator_step", "last_overflow_iterator_step", "epoch_num",
                            "step_num", "updates", "mixnas_")
 EPOCH_FILE = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d+)_(?P<steps>\d+)\.ckpt$")
+TEMPORARY_FILE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp(\.ckpt|\.tmp)?$")
 
 
 def atomic_save(path: Path, params: dict[str, Any], meta: "dict | None" = None, epoch: "int | None" = None,
                 step: "int | None" = None) -> Path:
-    """Write ``params`` (name -> Parameter/Tensor) to ``path`` through a temporary file and a rename."""
+    """Write ``params`` (name -> Parameter/Tensor) to ``path`` through a temporary file and a rename.
+
+    MindSpore writes ``.{stem}.{pid}.tmp.tmp`` and renames it to ``.{stem}.{pid}.tmp.ckpt``, which is
+    then renamed to ``path``; a killed writer leaves one of the two behind, never a partial ``path``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.ckpt"
     entries = [{"name": name, "data": value} for name, value in params.items()]
@@ -50,6 +57,19 @@ def atomic_save(path: Path, params: dict[str, Any], meta: "dict | None" = None, 
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the half-written files (checkpoints, metrics) that killed processes left in ``folder``."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        m = TEMPORARY_FILE.match(path.name)
+        if m and not process_alive(int(m.group("pid"))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def read_meta(params: dict) -> dict:

@@ -159,6 +159,8 @@ def _keys() -> tuple[Key, ...]:
           "the genome's own for a genome)", nullable=True, choices=("relu", "swish")),
         k("head_init_scale", None, "float", "multiply the classifier's initial weights (timm's head-init-scale; "
           "null: keep them)", nullable=True),
+        k("mixconv_impl", "split", "str", "MixConv implementation: split (MindCV's computation), fused, custom "
+          "(C++ kernels, CPU) or auto (the fastest measured here)", choices=("auto", "split", "fused", "custom")),
     )
 
 
@@ -167,7 +169,7 @@ KEY_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 RUN_KEYS = ("data_dir", "num_parallel_workers", "log_interval", "ckpt_path", "resume_opt", "keep_checkpoint_max",
             "ckpt_save_dir", "ckpt_save_interval", "ckpt_save_policy", "dataset_sink_mode", "val_while_train",
             "val_interval", "device_target", "mode", "eval_shuffle", "dataset_download", "distribute",
-            "val_amp_level", "val_split")
+            "val_amp_level", "val_split", "mixconv_impl")
 
 
 class TrainConfig(Mapping):

@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import mindspore as ms
 import numpy as np
@@ -21,7 +22,7 @@ from space import Genome
 from space.errors import UsageError
 
 from .checkpointing import (BEST_NAME, atomic_save, epoch_checkpoints, load_network_weights, prune, read_meta,
-                            restore_state)
+                            remove_stale_temporaries, restore_state)
 from .data import Split, TrainData, check_same_classes, scan_split
 from .distributed import Ranks, all_sum, setup
 from .model import apply_amp, build_network, resolve_genome
@@ -64,11 +65,11 @@ class Session:
     def __init__(self, cfg: Any, genome: Genome, train_split: Split, num_classes: int, ranks: Ranks) -> None:
         self.cfg, self.genome, self.ranks = cfg, genome, ranks
         ms.set_seed(cfg.seed)
-        self.net = build_network(genome, cfg.in_channels)
+        self.net = build_network(genome, cfg.in_channels, cfg.mixconv_impl)
         if cfg.head_init_scale is not None:
             weight = self.net.classifier.weight
             weight.set_data(Tensor(weight.asnumpy() * cfg.head_init_scale, weight.dtype))
-        self.eval_net = apply_amp(build_network(genome, cfg.in_channels), cfg.val_amp_level)
+        self.eval_net = apply_amp(build_network(genome, cfg.in_channels, cfg.mixconv_impl), cfg.val_amp_level)
         self.data = TrainData(cfg, train_split, num_classes, ranks.rank, ranks.world)
         self.steps = self.data.steps
         self.lrs = lr_schedule(cfg, self.steps)
@@ -80,6 +81,7 @@ class Session:
         self.state = {p.name: p for p in self.step.get_parameters()
                       if p.name not in network and p.name != "learning_rate"}
         self.head_channels = self.net.classifier.in_channels
+        self.turn: Callable[[], ContextManager] = nullcontext
 
     def settings(self) -> dict[str, Any]:
         """The settings that must match for a checkpoint to continue this run."""
@@ -130,13 +132,16 @@ class Session:
 
 
 def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[int, dict], None] | None" = None,
-          progress: bool = True, save_checkpoints: bool = True) -> TrainResult:
+          progress: bool = True, save_checkpoints: bool = True,
+          device_turn: "Callable[[], ContextManager] | None" = None) -> TrainResult:
     """Train ``genome`` (or ``cfg.genome`` / the ``cfg.model`` preset) with the recipe ``cfg``.
 
     ``on_epoch(epoch_index, metrics)`` runs after each epoch (metrics: top1, top5, loss, val_loss,
     lr, images_per_second, ...); an exception it raises stops training and propagates.
     With ``save_checkpoints``, rank 0 writes epoch checkpoints, ``best.ckpt`` and ``metrics.csv`` to
     ``ckpt_save_dir``, and a re-run of the same settings resumes from the newest checkpoint there.
+    ``device_turn()`` (a context manager) is held around every step and validation, so a latency
+    timing on the same device can take the device between steps.
     """
     started = time.time()
     set_runtime(cfg)
@@ -149,6 +154,8 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
                          f"of '{train_split.root}'")
     built = resolve_genome(cfg, genome, num_classes)
     session = Session(cfg, built, train_split, num_classes, ranks)
+    if device_turn is not None:
+        session.turn = device_turn
     prefix = run_prefix(cfg, genome, built)
     writing = save_checkpoints and ranks.is_main
     out_dir = Path(cfg.ckpt_save_dir)
@@ -225,6 +232,8 @@ def starting_point(cfg: Any, session: Session, out_dir: Path, prefix: str, save_
         return resume(session, params, cfg.ckpt_path)
     if not save_checkpoints:
         return 0, {}
+    if session.ranks.is_main:
+        remove_stale_temporaries(out_dir)
     found = epoch_checkpoints(out_dir, prefix)
     if not found:
         return 0, {}
@@ -293,7 +302,8 @@ def run_epoch(session: Session, epoch: int, clock: Throughput, verbose: bool) ->
             step = epoch * session.steps + index
             keep = dropout_mask(session.genome.dropout, len(images), session.head_channels, cfg.seed, ranks.rank,
                                 step)
-            loss = float(session.step(Tensor(images), Tensor(labels), Tensor(keep)).asnumpy())
+            with session.turn():
+                loss = float(session.step(Tensor(images), Tensor(labels), Tensor(keep)).asnumpy())
             now = time.time()
             clock.add(len(images) * ranks.world, now - tick)
             tick = now
@@ -326,7 +336,8 @@ def validate(session: Session, split: Split) -> dict[str, Any]:
     """Validation metrics of the current (EMA) weights."""
     began = time.time()
     session.sync_eval_net()
-    result = evaluate_network(session.eval_net, session.cfg, split, session.ranks)
+    with session.turn():
+        result = evaluate_network(session.eval_net, session.cfg, split, session.ranks)
     if result["skipped"] and session.ranks.is_main:
         log.warning("skipped %d unreadable validation images", result["skipped"])
     return {"top1": result["top1"], "top5": result["top5"], "val_loss": result["loss"], "val_images": result["n"],

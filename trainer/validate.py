@@ -81,7 +81,7 @@ def evaluate(cfg: Any, ckpt_path: "str | Path", genome: "Genome | str | None" = 
         raise UsageError(f"num_classes {num_classes} is fewer than the {len(split.classes)} class folders "
                          f"of '{split.root}'")
     ms.set_seed(cfg.seed)
-    net = build_network(built, cfg.in_channels)
+    net = build_network(built, cfg.in_channels, cfg.mixconv_impl)
     load_network_weights(net, params, ckpt_path)
     metrics = evaluate_network(apply_amp(net, cfg.val_amp_level), cfg, split, Ranks())
     if metrics["skipped"]:

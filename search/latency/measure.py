@@ -16,6 +16,7 @@ from space.genome import Genome
 
 from .backends import prepare_runner
 from .cache import LatencyCache
+from .device_turns import DeviceTurns, device_name
 from .environment import env_key, environment
 from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_EXTRA_S, LatencyResult, Runner, check_protocol,
                        quietest, time_runs)
@@ -34,18 +35,31 @@ def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence
     """Build, prepare and time each cell (``step`` after each), then time them all ``passes - 1`` more times.
 
     Runners are kept alive between passes only when ``passes > 1``; ``min_extra_s`` is passed
-    to ``time_runs``.
+    to ``time_runs``. Each timing takes an exclusive turn on the device (``DeviceTurns``), so
+    search workers of this machine pause their training and exports while it runs; building and
+    exporting take a shared turn.
     """
+    turns = DeviceTurns(device_name(target.device, target.device_id))
+
+    def timed(runner: Runner, env: dict) -> LatencyResult:
+        """One timing of ``runner`` in an exclusive device turn."""
+        with turns.timing():
+            return time_runs(runner, warmup, repeats, env, min_extra_s)
+
     runners: list[Runner | None] = []
     results: list[list[LatencyResult]] = []
-    for build, shape, env in zip(builds, input_shapes, envs):
-        runner = prepare_cell(build(), shape, target)
-        results.append([time_runs(runner, warmup, repeats, env, min_extra_s)])
-        runners.append(runner if passes > 1 else None)
-        step()
-    for _ in range(passes - 1):
-        for runner, runs, env in zip(runners, results, envs):
-            runs.append(time_runs(runner, warmup, repeats, env, min_extra_s))
+    try:
+        for build, shape, env in zip(builds, input_shapes, envs):
+            with turns.work():
+                runner = prepare_cell(build(), shape, target)
+            results.append([timed(runner, env)])
+            runners.append(runner if passes > 1 else None)
+            step()
+        for _ in range(passes - 1):
+            for runner, runs, env in zip(runners, results, envs):
+                runs.append(timed(runner, env))
+    finally:
+        turns.close()
     return [quietest(runs) for runs in results]
 
 
