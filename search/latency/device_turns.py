@@ -28,6 +28,16 @@ def lock_folder() -> Path:
     return cache_dir() / "locks"
 
 
+@contextmanager
+def flocked(handle: IO, mode: int) -> Iterator[None]:
+    """Hold ``flock(handle, mode)`` for the ``with`` block."""
+    fcntl.flock(handle, mode)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class DeviceTurns:
     """Exclusive turns for timing, shared turns for work, on ``device`` (``CPU``, ``GPU:0``, ...)."""
 
@@ -47,26 +57,16 @@ class DeviceTurns:
     @contextmanager
     def timing(self) -> Iterator[None]:
         """Hold the device alone: wait for running work, keep new work out."""
-        gate, device = self._handle("gate.timing"), self._handle("device.timing")
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(device, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(device, fcntl.LOCK_UN)
-        finally:
-            fcntl.flock(gate, fcntl.LOCK_UN)
+        with flocked(self._handle("gate.timing"), fcntl.LOCK_EX), \
+                flocked(self._handle("device.timing"), fcntl.LOCK_EX):
+            yield
 
     @contextmanager
     def work(self) -> Iterator[None]:
         """Share the device with other work; wait while a timing holds it."""
-        gate, device = self._handle("gate.work"), self._handle("device.work")
-        fcntl.flock(gate, fcntl.LOCK_SH)
-        try:
+        device = self._handle("device.work")
+        with flocked(self._handle("gate.work"), fcntl.LOCK_SH):
             fcntl.flock(device, fcntl.LOCK_SH)
-        finally:
-            fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
