@@ -13,7 +13,7 @@ class TrialProgress:
         self.overall = tqdm(total=target, initial=min(done, target), desc="trials", unit="trial",
                             position=0, dynamic_ncols=True)
         self.current: tqdm | None = None
-        self.running: dict[int, tqdm] = {}
+        self.running: dict[int, tuple[tqdm, str]] = {}
 
     def epoch(self, epoch: int, epochs: int) -> None:
         """The running trial finished ``epoch`` of ``epochs`` proxy-training epochs."""
@@ -36,16 +36,20 @@ class TrialProgress:
         """One bar per running trial of any worker, from what the trials record in the storage."""
         numbers = {t.number for t in running}
         for number in [n for n in self.running if n not in numbers]:
-            self.running.pop(number).close()
+            self.running.pop(number)[0].close()
         for slot, trial in enumerate(sorted(running, key=lambda t: t.number)):
-            bar = self.running.get(trial.number)
-            if bar is None:
-                bar = self.running[trial.number] = tqdm(total=1, desc=f"  trial {trial.number}", unit="epoch",
-                                                        position=slot + 1, leave=False, dynamic_ncols=True)
             stage = trial.user_attrs.get("stage", "starting")
-            bar.total = int(trial.user_attrs.get("epochs", 1)) if stage == "training" else 1
-            bar.set_description_str(f"  trial {trial.number} {stage}", refresh=False)
-            bar.update(int(trial.user_attrs.get("epochs_done", 0)) - bar.n if stage == "training" else -bar.n)
+            if trial.number not in self.running:
+                bar = tqdm(total=1, unit="epoch", position=slot + 1, leave=False, dynamic_ncols=True)
+                self.running[trial.number] = (bar, "")
+            bar, shown = self.running[trial.number]
+            if stage != shown:
+                bar.reset(total=int(trial.user_attrs.get("epochs", 1)) if stage == "training" else 1)
+                bar.set_description_str(f"  trial {trial.number} {stage}")
+                self.running[trial.number] = (bar, stage)
+            done = int(trial.user_attrs.get("epochs_done", 0)) if stage == "training" else 0
+            if done > bar.n:
+                bar.update(done - bar.n)
 
     def set_complete(self, complete: int) -> None:
         """Move the overall bar to ``complete`` finished trials."""
@@ -59,6 +63,6 @@ class TrialProgress:
         """Close every bar."""
         if self.current is not None:
             self.current.close()
-        for bar in self.running.values():
+        for bar, _ in self.running.values():
             bar.close()
         self.overall.close()
