@@ -22,20 +22,12 @@ from typing import IO, Iterator
 
 from mixnet.kernels.build import cache_dir
 
+from ..filelock import flocked
+
 
 def lock_folder() -> Path:
     """Where the turn files live (``<cache dir>/locks``)."""
     return cache_dir() / "locks"
-
-
-@contextmanager
-def flocked(handle: IO, mode: int) -> Iterator[None]:
-    """Hold ``flock(handle, mode)`` for the ``with`` block."""
-    fcntl.flock(handle, mode)
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DeviceTurns:
