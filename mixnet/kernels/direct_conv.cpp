@@ -371,6 +371,18 @@ int backward_conv(int nparam, void **params, int *ndims, int64_t **shapes, const
   return 0;
 }
 
+// Shared argument handling of the forward entry points, (meta, x, w_1..w_G, ``extra`` more inputs, y):
+// 0 when fine, else the entry point's error code.
+int forward_conv(int nparam, int extra, void **params, int *ndims, int64_t **shapes, const char **dtypes, Conv *c) {
+  const int64_t segments = nparam - 3 - extra;
+  if (segments < 1 || ndims[0] != 1 || ndims[1] != 4 || ndims[nparam - 1] != 4 || !all_float32(nparam, dtypes))
+    return 1;
+  if (!make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[1], segments, params + 2, shapes + 2,
+                 ndims + 2, shapes[nparam - 1], c))
+    return 2;
+  return 0;
+}
+
 }  // namespace
 }  // namespace mixnet
 
@@ -382,13 +394,8 @@ int DirectConvForward(int nparam, void **params, int *ndims, int64_t **shapes, c
                       void *extra) {
   (void)stream;
   (void)extra;
-  const int64_t segments = nparam - 3;
-  if (segments < 1 || ndims[0] != 1 || ndims[1] != 4 || ndims[nparam - 1] != 4 || !mixnet::all_float32(nparam, dtypes))
-    return 1;
   Conv c;
-  if (!mixnet::make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[1], segments, params + 2,
-                         shapes + 2, ndims + 2, shapes[nparam - 1], &c))
-    return 2;
+  if (const int error = mixnet::forward_conv(nparam, 0, params, ndims, shapes, dtypes, &c)) return error;
   mixnet::forward(c, static_cast<const float *>(params[1]), static_cast<float *>(params[nparam - 1]),
                   mixnet::Epilogue{});
   return 0;
@@ -398,13 +405,8 @@ int DirectConvBnActForward(int nparam, void **params, int *ndims, int64_t **shap
                            void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  const int64_t segments = nparam - 7;
-  if (segments < 1 || ndims[0] != 1 || ndims[1] != 4 || ndims[nparam - 1] != 4 || !mixnet::all_float32(nparam, dtypes))
-    return 1;
   Conv c;
-  if (!mixnet::make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[1], segments, params + 2,
-                         shapes + 2, ndims + 2, shapes[nparam - 1], &c))
-    return 2;
+  if (const int error = mixnet::forward_conv(nparam, 4, params, ndims, shapes, dtypes, &c)) return error;
   for (int i = nparam - 5; i < nparam - 1; ++i)
     if (ndims[i] != 1 || shapes[i][0] != c.cout) return 2;
   std::vector<float> scale(c.cout), shift(c.cout);

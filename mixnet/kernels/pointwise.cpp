@@ -283,6 +283,14 @@ void grouped_weight_grad(const Grouped &g, const float *x, const float *dy, floa
   }
 }
 
+// Shared argument handling of the two backward entry points, (meta, dy, x, w) -> one gradient:
+// 0 when fine, else the entry point's error code.
+int backward_grouped(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, Grouped *g) {
+  if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || !all_float32(nparam, dtypes)) return 1;
+  if (!make_grouped(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], shapes[3], ndims[3], g)) return 2;
+  return 0;
+}
+
 }  // namespace
 }  // namespace mixnet
 
@@ -374,10 +382,8 @@ extern "C" int PointwiseConvBackwardInput(int nparam, void **params, int *ndims,
                                           const char **dtypes, void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
   mixnet::Grouped g;
-  if (!mixnet::make_grouped(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], shapes[3], ndims[3], &g))
-    return 2;
+  if (const int error = mixnet::backward_grouped(nparam, params, ndims, shapes, dtypes, &g)) return error;
   const float *w = static_cast<const float *>(params[3]);
   std::vector<float> wt(g.cout * g.cpg);  // per group the transpose: (cpg rows of opg)
   for (int64_t k = 0; k < g.groups; ++k)
@@ -392,10 +398,8 @@ extern "C" int PointwiseConvBackwardWeight(int nparam, void **params, int *ndims
                                            const char **dtypes, void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
   mixnet::Grouped g;
-  if (!mixnet::make_grouped(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], shapes[3], ndims[3], &g))
-    return 2;
+  if (const int error = mixnet::backward_grouped(nparam, params, ndims, shapes, dtypes, &g)) return error;
   mixnet::grouped_weight_grad(g, static_cast<const float *>(params[2]), static_cast<const float *>(params[1]),
                               static_cast<float *>(params[4]));
   return 0;

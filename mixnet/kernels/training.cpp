@@ -37,10 +37,16 @@ struct SqueezeExcite {
   const float *wr, *br, *we, *be;
 };
 
-bool make_se(const float *meta, int64_t meta_len, int *ndims, int64_t **shapes, SqueezeExcite *se) {
-  if (meta_len != 1 || ndims[1] != 4 || ndims[2] != 4 || ndims[3] != 1 || ndims[4] != 4 || ndims[5] != 1) return false;
+// From the inputs (meta, x, reduce weight, reduce bias, expand weight, expand bias, ...): sizes and weights.
+bool make_se(void **params, int *ndims, int64_t **shapes, SqueezeExcite *se) {
+  if (shapes[0][0] != 1 || ndims[1] != 4 || ndims[2] != 4 || ndims[3] != 1 || ndims[4] != 4 || ndims[5] != 1)
+    return false;
   const int64_t *xs = shapes[1], *wr = shapes[2], *we = shapes[4];
-  se->act = static_cast<int>(meta[0]);
+  se->act = static_cast<int>(static_cast<const float *>(params[0])[0]);
+  se->wr = static_cast<const float *>(params[2]);
+  se->br = static_cast<const float *>(params[3]);
+  se->we = static_cast<const float *>(params[4]);
+  se->be = static_cast<const float *>(params[5]);
   se->n = xs[0];
   se->c = xs[1];
   se->p = xs[2] * xs[3];
@@ -110,11 +116,7 @@ int SqueezeExciteForward(int nparam, void **params, int *ndims, int64_t **shapes
   (void)extra;
   if (nparam != 7 || ndims[0] != 1 || !mixnet::all_float32(nparam, dtypes)) return 1;
   mixnet::SqueezeExcite se;
-  if (!mixnet::make_se(static_cast<const float *>(params[0]), shapes[0][0], ndims, shapes, &se)) return 2;
-  se.wr = static_cast<const float *>(params[2]);
-  se.br = static_cast<const float *>(params[3]);
-  se.we = static_cast<const float *>(params[4]);
-  se.be = static_cast<const float *>(params[5]);
+  if (!mixnet::make_se(params, ndims, shapes, &se)) return 2;
   const float *x = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[6]);
   std::vector<float> m(se.n * se.c), h_pre(se.n * se.r), s(se.n * se.c);
@@ -136,11 +138,7 @@ int SqueezeExciteBackward(int nparam, void **params, int *ndims, int64_t **shape
   (void)extra;
   if (nparam != 12 || ndims[0] != 1 || !mixnet::all_float32(nparam, dtypes)) return 1;
   mixnet::SqueezeExcite se;
-  if (!mixnet::make_se(static_cast<const float *>(params[0]), shapes[0][0], ndims, shapes, &se)) return 2;
-  se.wr = static_cast<const float *>(params[2]);
-  se.br = static_cast<const float *>(params[3]);
-  se.we = static_cast<const float *>(params[4]);
-  se.be = static_cast<const float *>(params[5]);
+  if (!mixnet::make_se(params, ndims, shapes, &se)) return 2;
   const float *x = static_cast<const float *>(params[1]), *dy = static_cast<const float *>(params[6]);
   float *dx = static_cast<float *>(params[7]), *dwr = static_cast<float *>(params[8]);
   float *dbr = static_cast<float *>(params[9]), *dwe = static_cast<float *>(params[10]);
