@@ -21,6 +21,7 @@ Every primitive takes a float32 ``meta`` tensor first (see the ``*_meta`` builde
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from mindspore import Tensor, ops
@@ -28,6 +29,18 @@ from mindspore import Tensor, ops
 from .build import library_path
 
 ACTIVATIONS = {"none": 0, "relu": 1, "swish": 2}
+
+
+def kernel(name: str, out_shape: Callable, out_dtype: "Callable | None" = None,
+           bprop: "Callable | None" = None) -> ops.Custom:
+    """The library's C++ function ``name`` as a ``Custom(func_type="aot")`` primitive.
+
+    ``out_shape``/``out_dtype`` are MindSpore's infer functions (``out_dtype`` defaults to
+    ``out_shape``, for infer functions that pass their arguments through); ``bprop`` makes it
+    differentiable.
+    """
+    return ops.Custom(f"{library_path()}:{name}", out_shape=out_shape, out_dtype=out_dtype or out_shape,
+                      func_type="aot", bprop=bprop)
 
 
 def _tensor(values: list) -> Tensor:
@@ -94,27 +107,21 @@ def _direct_bprop(backward_input: ops.Custom, backward_weight: ops.Custom):
 @lru_cache(maxsize=None)
 def direct_conv(stride: int) -> ops.Custom:
     """Differentiable direct convolution ``(meta, x, weight) -> y`` for one stride."""
-    library = library_path()
-    backward_input = ops.Custom(f"{library}:DirectConvBackwardInput", out_shape=_input_like, out_dtype=_input_like,
-                                func_type="aot")
-    backward_weight = ops.Custom(f"{library}:DirectConvBackwardWeight", out_shape=_weight_like,
-                                 out_dtype=_weight_like, func_type="aot")
-    return ops.Custom(f"{library}:DirectConvForward", out_shape=_conv_shape(stride), out_dtype=_x_dtype,
-                      func_type="aot", bprop=_direct_bprop(backward_input, backward_weight))
+    return kernel("DirectConvForward", _conv_shape(stride), _x_dtype,
+                  bprop=_direct_bprop(kernel("DirectConvBackwardInput", _input_like),
+                                      kernel("DirectConvBackwardWeight", _weight_like)))
 
 
 @lru_cache(maxsize=None)
 def direct_conv_bn_act(stride: int) -> ops.Custom:
     """Inference ``(meta, x, w_0, ..., gamma, beta, mean, variance) -> act(bn(conv(x)))``."""
-    return ops.Custom(f"{library_path()}:DirectConvBnActForward", out_shape=_bn_conv_shape(stride),
-                      out_dtype=_x_dtype, func_type="aot")
+    return kernel("DirectConvBnActForward", _bn_conv_shape(stride), _x_dtype)
 
 
 @lru_cache(maxsize=None)
 def pointwise(segments: int, pooled: bool = False) -> ops.Custom:
     """Inference grouped 1x1 conv with ``segments`` weight tensors, BatchNorm, activation and extras."""
-    return ops.Custom(f"{library_path()}:PointwiseForward", out_shape=_pointwise_shape(segments, pooled),
-                      out_dtype=_x_dtype, func_type="aot")
+    return kernel("PointwiseForward", _pointwise_shape(segments, pooled), _x_dtype)
 
 
 def se_meta(act: str) -> Tensor:
@@ -135,9 +142,7 @@ def _swish_bprop(backward: ops.Custom):
 @lru_cache(maxsize=1)
 def swish() -> ops.Custom:
     """Differentiable ``x * sigmoid(x)``."""
-    backward = ops.Custom(f"{library_path()}:SwishBackward", out_shape=_same, out_dtype=_same, func_type="aot")
-    return ops.Custom(f"{library_path()}:SwishForward", out_shape=_same, out_dtype=_same, func_type="aot",
-                      bprop=_swish_bprop(backward))
+    return kernel("SwishForward", _same, bprop=_swish_bprop(kernel("SwishBackward", _same)))
 
 
 def _se_backward_infer(meta, x, w_reduce, b_reduce, w_expand, b_expand, dy):
@@ -154,10 +159,8 @@ def _se_bprop(backward: ops.Custom):
 @lru_cache(maxsize=1)
 def squeeze_excite() -> ops.Custom:
     """Differentiable squeeze-and-excitation ``(meta, x, w_reduce, b_reduce, w_expand, b_expand) -> x * gate``."""
-    backward = ops.Custom(f"{library_path()}:SqueezeExciteBackward", out_shape=_se_backward_infer,
-                          out_dtype=_se_backward_infer, func_type="aot")
-    return ops.Custom(f"{library_path()}:SqueezeExciteForward", out_shape=_x_dtype, out_dtype=_x_dtype,
-                      func_type="aot", bprop=_se_bprop(backward))
+    return kernel("SqueezeExciteForward", _x_dtype,
+                  bprop=_se_bprop(kernel("SqueezeExciteBackward", _se_backward_infer)))
 
 
 def batch_norm_meta(act: str, eps: float) -> Tensor:
@@ -183,10 +186,8 @@ def _bn_bprop(backward: ops.Custom):
 @lru_cache(maxsize=1)
 def batch_norm_act() -> ops.Custom:
     """Differentiable training BatchNorm + activation ``(meta, x, gamma, beta) -> (y, mean, biased var)``."""
-    backward = ops.Custom(f"{library_path()}:BatchNormActBackward", out_shape=_bn_backward_infer,
-                          out_dtype=_bn_backward_infer, func_type="aot")
-    return ops.Custom(f"{library_path()}:BatchNormActForward", out_shape=_bn_infer, out_dtype=_bn_infer,
-                      func_type="aot", bprop=_bn_bprop(backward))
+    return kernel("BatchNormActForward", _bn_infer,
+                  bprop=_bn_bprop(kernel("BatchNormActBackward", _bn_backward_infer)))
 
 
 def _conv1x1_shape(meta, x, weight):
@@ -208,10 +209,6 @@ def pointwise_conv_meta(groups: int) -> Tensor:
 def pointwise_conv() -> ops.Custom:
     """Differentiable grouped 1x1 conv ``(meta, x, weight) -> y`` with equal groups; ``weight`` is the
     groups' (Cout/G, Cin/G, 1, 1) weights concatenated along the output axis."""
-    library = library_path()
-    backward_input = ops.Custom(f"{library}:PointwiseConvBackwardInput", out_shape=_input_like,
-                                out_dtype=_input_like, func_type="aot")
-    backward_weight = ops.Custom(f"{library}:PointwiseConvBackwardWeight", out_shape=_weight_like,
-                                 out_dtype=_weight_like, func_type="aot")
-    return ops.Custom(f"{library}:PointwiseConvForward", out_shape=_conv1x1_shape, out_dtype=_x_dtype,
-                      func_type="aot", bprop=_pointwise_conv_bprop(backward_input, backward_weight))
+    return kernel("PointwiseConvForward", _conv1x1_shape, _x_dtype,
+                  bprop=_pointwise_conv_bprop(kernel("PointwiseConvBackwardInput", _input_like),
+                                              kernel("PointwiseConvBackwardWeight", _weight_like)))
