@@ -12,6 +12,7 @@ from conftest import assert_user_error, run_cli
 from search.latency import LatencyTable
 from search.latency.accuracy import check_lut, kendall_tau, scores
 from search.latency.lut import fit_correction
+from search.latency.lut_build import calibration_genomes
 from space.errors import UsageError
 from space.search_space import SearchSpace
 
@@ -133,3 +134,16 @@ def test_scores_and_correction_arithmetic() -> None:
     scale, offset = fit_correction([1.0, 2.0, 3.0], [2.5, 4.5, 6.5])
     assert scale == pytest.approx(2.0) and offset == pytest.approx(0.5)
     assert fit_correction([], []) == (1.0, 0.0)
+    assert fit_correction([1.0, 1.01], [3.0, 2.0]) == (1.0, pytest.approx(1.495))
+
+
+def test_calibration_starts_at_the_lightest_and_heaviest_genomes(built: dict) -> None:
+    space = built["space"]
+    genomes = calibration_genomes(space, 4, seed=0)
+    light, heavy = (g.normalized().single_genes() for g in genomes[:2])
+    assert [(b.kernel_sizes, b.expand_ratio) for b in light[1:]] == [((3,), 3)] * 2
+    assert [(b.kernel_sizes, b.expand_ratio) for b in heavy[1:]] == [((3, 5, 7), 6)] * 2
+    assert len({g.key() for g in genomes}) == 4 and all(space.contains(g) for g in genomes)
+    table = LatencyTable.load(built["lut"])
+    assert {e.option for e in table.calibration} >= {genomes[0].to_string(), genomes[1].to_string()}
+    assert table.correction[0] > 0 and table.predict(space.skeleton) > 0

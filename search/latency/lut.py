@@ -80,7 +80,9 @@ def fit_correction(raw: list[float], measured: list[float]) -> tuple[float, floa
     """``(scale, offset)`` of the Theil-Sen line ``measured = scale * raw + offset``.
 
     The median of pairwise slopes and the median intercept: a few calibration genomes measured
-    during a burst of load do not tilt the line. One point gives a ratio; none the identity.
+    during a burst of load do not tilt the line. More work never takes less time, so a slope that
+    is not positive (noise between genomes of nearly equal sums) falls back to the sum plus the
+    median offset. One point gives a ratio; none the identity.
     """
     if not raw:
         return 1.0, 0.0
@@ -89,6 +91,8 @@ def fit_correction(raw: list[float], measured: list[float]) -> tuple[float, floa
     if not slopes:
         return float(np.median(np.asarray(measured) / np.asarray(raw))), 0.0
     scale = float(np.median(slopes))
+    if scale <= 0:
+        scale = 1.0
     offset = float(np.median([m - scale * r for r, m in zip(raw, measured)]))
     return scale, offset
 

@@ -99,13 +99,30 @@ def lut_parts(space: SearchSpace, resolution: int, impl: str = "split") -> list[
     return parts
 
 
+def extreme_genomes(space: SearchSpace) -> list[Genome]:
+    """The space's lightest and heaviest genomes by multiply-adds (each free choice set alone)."""
+    def madds(choice: dict) -> int:
+        return network_cost(space.decode(choice), resolution=64).madds
+
+    light, heavy = {}, {}
+    for d in space.dimensions:
+        costs = [madds({d.name: c}) for c in d.choices]
+        light[d.name] = d.choices[costs.index(min(costs))]
+        heavy[d.name] = d.choices[costs.index(max(costs))]
+    return [space.decode(light), space.decode(heavy)]
+
+
 def calibration_genomes(space: SearchSpace, count: int, seed: int) -> list[Genome]:
-    """``count`` distinct random genomes of the space (seeded)."""
+    """``count`` distinct genomes: the space's lightest and heaviest, then random ones (seeded).
+
+    The two extremes span the range of raw sums, so even two calibration genomes pin the slope
+    of the correction instead of extrapolating from two neighbours.
+    """
     rng, genomes, keys = random.Random(seed), [], set()
-    for _ in range(count * 20):
+    candidates = extreme_genomes(space) + [space.random_genome(rng) for _ in range(count * 20)]
+    for genome in candidates:
         if len(genomes) == count:
             break
-        genome = space.random_genome(rng)
         if genome.key() not in keys:
             keys.add(genome.key())
             genomes.append(genome)
