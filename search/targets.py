@@ -49,8 +49,8 @@ def training_turns(cfg: SearchConfig) -> "Callable[[], Any] | None":
     lat = cfg.latency
     if lat["source"] != "measured" or lat["device"] != ms.get_context("device_target"):
         return None
-    from .latency.device_turns import DeviceTurns, device_name
-    return DeviceTurns(device_name(lat["device"], lat["device_id"])).work
+    from .latency.device_turns import DeviceTurns
+    return DeviceTurns.on(lat["device"], lat["device_id"]).work
 
 
 def proxy_train_config(cfg: SearchConfig, proxy: ProxyData) -> Any:

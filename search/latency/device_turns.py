@@ -38,6 +38,11 @@ class DeviceTurns:
         self.name = device.replace(":", "-").replace("/", "-")
         self._handles: dict[str, IO] = {}
 
+    @classmethod
+    def on(cls, device: str, device_id: int) -> "DeviceTurns":
+        """The turns of ``device`` number ``device_id`` (every CPU of a machine is one device)."""
+        return cls(device_name(device, device_id))
+
     def _handle(self, role: str) -> IO:
         """The open file of one lock (``gate`` or ``device``) for one use (``timing`` or ``work``)."""
         if role not in self._handles:

@@ -16,7 +16,7 @@ from space.genome import Genome
 
 from .backends import prepare_runner
 from .cache import LatencyCache
-from .device_turns import DeviceTurns, device_name
+from .device_turns import DeviceTurns
 from .environment import env_key, environment
 from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_EXTRA_S, LatencyResult, Runner, check_protocol,
                        quietest, time_runs)
@@ -39,7 +39,7 @@ def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence
     search workers of this machine pause their training and exports while it runs; building and
     exporting take a shared turn.
     """
-    turns = DeviceTurns(device_name(target.device, target.device_id))
+    turns = DeviceTurns.on(target.device, target.device_id)
 
     def timed(runner: Runner, env: dict) -> LatencyResult:
         """One timing of ``runner`` in an exclusive device turn."""
