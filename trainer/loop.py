@@ -62,8 +62,10 @@ class TrainResult:
 class Session:
     """Everything one run needs: networks, data, schedule, optimizer, step, and the state to save."""
 
-    def __init__(self, cfg: Any, genome: Genome, train_split: Split, num_classes: int, ranks: Ranks) -> None:
+    def __init__(self, cfg: Any, genome: Genome, train_split: Split, num_classes: int, ranks: Ranks,
+                 turn: "Callable[[], ContextManager] | None" = None) -> None:
         self.cfg, self.genome, self.ranks = cfg, genome, ranks
+        self.turn: Callable[[], ContextManager] = turn or nullcontext
         ms.set_seed(cfg.seed)
         self.net = build_network(genome, cfg.in_channels, cfg.mixconv_impl)
         if cfg.head_init_scale is not None:
@@ -81,7 +83,6 @@ class Session:
         self.state = {p.name: p for p in self.step.get_parameters()
                       if p.name not in network and p.name != "learning_rate"}
         self.head_channels = self.net.classifier.in_channels
-        self.turn: Callable[[], ContextManager] = nullcontext
 
     def settings(self) -> dict[str, Any]:
         """The settings that must match for a checkpoint to continue this run."""
@@ -153,9 +154,7 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
         raise UsageError(f"num_classes {num_classes} is fewer than the {len(train_split.classes)} class folders "
                          f"of '{train_split.root}'")
     built = resolve_genome(cfg, genome, num_classes)
-    session = Session(cfg, built, train_split, num_classes, ranks)
-    if device_turn is not None:
-        session.turn = device_turn
+    session = Session(cfg, built, train_split, num_classes, ranks, device_turn)
     prefix = run_prefix(cfg, genome, built)
     writing = save_checkpoints and ranks.is_main
     out_dir = Path(cfg.ckpt_save_dir)
