@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import sys
 import time
@@ -102,7 +103,7 @@ def lut_parts(space: SearchSpace, resolution: int, impl: str = "split") -> list[
 def extreme_genomes(space: SearchSpace) -> list[Genome]:
     """The space's lightest and heaviest genomes by multiply-adds (each free choice set alone)."""
     def madds(choice: dict) -> int:
-        return network_cost(space.decode(choice), resolution=64).madds
+        return network_cost(space.decode(choice)).madds
 
     light, heavy = {}, {}
     for d in space.dimensions:
@@ -119,8 +120,8 @@ def calibration_genomes(space: SearchSpace, count: int, seed: int) -> list[Genom
     of the correction instead of extrapolating from two neighbours.
     """
     rng, genomes, keys = random.Random(seed), [], set()
-    candidates = extreme_genomes(space) + [space.random_genome(rng) for _ in range(count * 20)]
-    for genome in candidates:
+    randoms = (space.random_genome(rng) for _ in range(count * 20))
+    for genome in itertools.chain(extreme_genomes(space), randoms):
         if len(genomes) == count:
             break
         if genome.key() not in keys:
