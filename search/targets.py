@@ -12,12 +12,14 @@ from .proxy_data import ProxyData
 
 
 def latency_target(cfg: SearchConfig) -> Any:
-    """The LatencyTarget of the config's ``latency`` section (checked against this machine)."""
+    """The LatencyTarget of the config's ``latency`` section (checked against this machine, with its protocol)."""
     from .latency import LatencyTarget, check_target
+    from .latency.protocol import check_protocol
     lat = cfg.latency
     target = LatencyTarget(backend=lat["backend"], device=lat["device"], batch=lat["batch"],
                            resolution=lat["resolution"], device_id=lat["device_id"], threads=lat["threads"])
     check_target(target)
+    check_protocol(lat["warmup"], lat["repeats"], lat["min_span_s"])
     return target
 
 
@@ -35,7 +37,7 @@ def make_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
     def measured(genome: Genome) -> float:
         """Median latency of ``genome`` on the target."""
         return measure_latency(genome, target, warmup=lat["warmup"], repeats=lat["repeats"],
-                               cache=cache).median_ms
+                               cache=cache, min_span_s=lat["min_span_s"]).median_ms
 
     return measured
 

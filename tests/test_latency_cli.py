@@ -21,7 +21,7 @@ TINY = ("stem8_head64_w1_d0.2_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,r1_k3_a1_p1_s2_e3_
 def test_profile_json_and_cache(tmp_path: Path) -> None:
     cache = str(tmp_path / "c.sqlite")
     args = ("profile", TINY, "--backend", "onnxruntime", "--device", "cpu", "--batch", "2", "--resolution", "64",
-            "--warmup", "3", "--repeats", "12", "--cache", cache, "--json")
+            "--warmup", "3", "--repeats", "12", "--min-span", "0", "--cache", cache, "--json")
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
     out = json.loads(first.stdout)
@@ -41,6 +41,7 @@ def test_profile_errors_are_one_line() -> None:
     assert_user_error(run_cli("profile", TINY, "--backend", "mindspore", "--device", "Ascend", "--no-cache"),
                       "device 'Ascend' is not present", "available: CPU")
     assert_user_error(run_cli("profile", TINY, "--repeats", "1", "--no-cache"), "repeats 1")
+    assert_user_error(run_cli("profile", TINY, "--min-span", "-1", "--no-cache"), "min_span_s -1.0", "from 0 to 30")
 
 
 def test_profile_without_onnxruntime_is_a_usage_error() -> None:

@@ -90,7 +90,7 @@ def check_lut(table: LatencyTable, count: int, seed: int = DEFAULT_CHECK_SEED,
     with tqdm(total=len(genomes), desc="lut check", unit="genome", file=sys.stderr, disable=not progress,
               dynamic_ncols=True) as bar:
         results = measure_genomes(genomes, table.target, warmup, repeats, cache, passes, bar.update,
-                                  min_extra_s=0.0)
+                                  min_span_s=0.0)
     rows = []
     for genome, result in zip(genomes, results):
         rows.append({"genome": genome.to_string(), "measured_ms": getattr(result, f"{table.statistic}_ms"),

@@ -11,7 +11,7 @@ from space.parse import parse_genome
 from space.search_space import SearchSpace
 
 from .cache import LatencyCache, default_cache_path
-from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP
+from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S
 from .target import BACKENDS, DEFAULT_THREADS, DEVICES, LatencyTarget, validate_target
 
 
@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="genome: preset, one-line genome or genome file")
     add_target_args(p)
     add_protocol_args(p)
+    p.add_argument("--min-span", type=float, default=MIN_SPAN_S, metavar="SECONDS",
+                   help=f"least time the timed rounds span, so a slow spell of a shared host cannot "
+                        f"set them all (default {MIN_SPAN_S:g}; 0 on a dedicated device)")
     add_cache_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_profile)
@@ -168,7 +171,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from .measure import measure_latency
     genome = parse_genome(args.spec)
     target = target_from(args)
-    result = measure_latency(genome, target, args.warmup, args.repeats, cache_from(args))
+    result = measure_latency(genome, target, args.warmup, args.repeats, cache_from(args), args.min_span)
     if args.json:
         print(json.dumps(dict(result.to_dict(), backend=target.backend, device=target.device,
                               genome=genome.to_string(), key=genome.key())))

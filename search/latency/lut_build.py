@@ -160,9 +160,9 @@ def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", prog
               disable=not progress, dynamic_ncols=True) as bar:
         shapes = [(target.batch,) + tuple(p.in_shape) for p in parts]
         results = measure_cells([p.build for p in parts], shapes, [env] * len(parts), target, warmup, repeats,
-                                passes, bar.update, min_extra_s=0.0)
+                                passes, bar.update, min_span_s=0.0)
         bar.set_postfix_str("whole genomes", refresh=False)
-        networks = measure_genomes(genomes, target, warmup, repeats, cache, passes, bar.update, min_extra_s=0.0)
+        networks = measure_genomes(genomes, target, warmup, repeats, cache, passes, bar.update, min_span_s=0.0)
     entries = [entry(p.part, p.layer, p.option, p.in_shape, r) for p, r in zip(parts, results)]
     entries += [entry("network", -1, g.to_string(), target.input_shape[1:], r) for g, r in zip(genomes, networks)]
     meta = {"format": "mixnas-lut", "version": FORMAT_VERSION, "space": space_document(space),

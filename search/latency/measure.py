@@ -18,7 +18,7 @@ from .backends import prepare_runner
 from .cache import LatencyCache
 from .device_turns import DeviceTurns
 from .environment import env_key, environment
-from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_EXTRA_S, LatencyResult, Runner, check_protocol,
+from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, Runner, check_protocol,
                        quietest, time_runs)
 from .target import LatencyTarget, check_available, network_impl, validate_target
 
@@ -31,10 +31,10 @@ def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> R
 
 def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence[tuple[int, ...]],
                   envs: Sequence[dict], target: LatencyTarget, warmup: int, repeats: int, passes: int = 1,
-                  step: Callable[[], None] = lambda: None, min_extra_s: float = MIN_EXTRA_S) -> list[LatencyResult]:
+                  step: Callable[[], None] = lambda: None, min_span_s: float = MIN_SPAN_S) -> list[LatencyResult]:
     """Build, prepare and time each cell (``step`` after each), then time them all ``passes - 1`` more times.
 
-    Runners are kept alive between passes only when ``passes > 1``; ``min_extra_s`` is passed
+    Runners are kept alive between passes only when ``passes > 1``; ``min_span_s`` is passed
     to ``time_runs``. Each timing takes an exclusive turn on the device (``DeviceTurns``), so
     search workers of this machine pause their training and exports while it runs; building and
     exporting take a shared turn.
@@ -44,7 +44,7 @@ def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence
     def timed(runner: Runner, env: dict) -> LatencyResult:
         """One timing of ``runner`` in an exclusive device turn."""
         with turns.timing():
-            return time_runs(runner, warmup, repeats, env, min_extra_s)
+            return time_runs(runner, warmup, repeats, env, min_span_s)
 
     runners: list[Runner | None] = []
     results: list[list[LatencyResult]] = []
@@ -76,16 +76,16 @@ def imported_result(genome: Genome, target: LatencyTarget, cache: LatencyCache |
 
 def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
                     repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None, passes: int = 1,
-                    step: Callable[[], None] = lambda: None, min_extra_s: float = MIN_EXTRA_S
+                    step: Callable[[], None] = lambda: None, min_span_s: float = MIN_SPAN_S
                     ) -> list[LatencyResult]:
     """Latency of each genome (as given, its classes included) at the target's batch and resolution.
 
     Cached results with at least ``repeats`` runs on the same target and environment are returned
     without touching the device; the others are measured in ``passes`` and stored
-    (``min_extra_s``: see ``time_runs``).
+    (``min_span_s``: see ``time_runs``).
     """
     validate_target(target)
-    check_protocol(warmup, repeats)
+    check_protocol(warmup, repeats, min_span_s)
     check_available(target)
     base_env = environment(target)
     found: dict[str, LatencyResult] = {}
@@ -105,7 +105,7 @@ def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: in
 
     measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
                              [dict(base_env, genome_key=k) for k in todo], target, warmup, repeats, passes, step,
-                             min_extra_s)
+                             min_span_s)
     for genome, result in zip(todo.values(), measured):
         if cache is not None:
             cache.put(genome, result)
@@ -114,19 +114,20 @@ def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: in
 
 
 def measure_latency(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
-                    repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None) -> LatencyResult:
+                    repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None,
+                    min_span_s: float = MIN_SPAN_S) -> LatencyResult:
     """Latency of ``genome`` (as given, its classes included) at the target's batch and resolution.
 
     A cached result with at least ``repeats`` runs on the same target and environment is returned
     without touching the device. With the ``mindir`` backend and a device absent from this host,
-    results imported from a device host are used.
+    results imported from a device host are used (``min_span_s``: see ``time_runs``).
     """
     validate_target(target)
-    check_protocol(warmup, repeats)
+    check_protocol(warmup, repeats, min_span_s)
     try:
         check_available(target)
     except UsageError as absent:
         if target.backend != "mindir":
             raise
         return imported_result(genome, target, cache, absent)
-    return measure_genomes([genome], target, warmup, repeats, cache)[0]
+    return measure_genomes([genome], target, warmup, repeats, cache, min_span_s=min_span_s)[0]

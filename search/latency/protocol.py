@@ -1,39 +1,50 @@
 """The measurement protocol shared by every backend: warm up, time each run between syncs, summarize.
 
 The timed runs are split into rounds of at least ``MIN_ROUND_RUNS`` runs (at most
-``DEFAULT_ROUNDS``), each started by one untimed run. Load from other processes only ever adds
-time, so the statistics reported are those of the quietest round (lowest median). While the two
-quietest rounds differ by more than ``STABLE_SPREAD``, more rounds of the same size are run, for
-up to ``EXTRA_TIME_FACTOR`` times the duration of the first rounds but at least ``min_extra_s``
-(default ``MIN_EXTRA_S``) and at most ``MAX_EXTRA_S`` seconds, so that a burst of load shorter
-than that is waited out. ``min_ms`` is
-over all runs and ``repeats`` counts all timed runs; the environment records the rounds, whether
-the two quietest rounds agreed (``stable``) and the median of all runs (``pooled_median_ms``). On a dedicated
-device the first rounds agree and the result is the plain median of ``repeats`` runs.
+``DEFAULT_ROUNDS``), each started by one untimed run. Load from other processes, and a slow spell
+of the host, only ever add time, so the statistics reported are those of the quietest round
+(lowest median). Rounds of the same size go on until the rounds span at least ``min_span_s``
+seconds (default ``MIN_SPAN_S``), so that a slow spell shorter than that cannot set every round;
+then, while the two quietest rounds differ by more than ``STABLE_SPREAD``, for up to
+``EXTRA_TIME_FACTOR`` times longer than the planned rounds took, and never past ``MAX_SPAN_S``.
+When the runner computes on a known number of host threads (``host_threads``), the rounds rotate
+over disjoint groups of that many CPUs (see ``host_cpus``). ``min_ms`` is over all runs and
+``repeats`` counts all timed runs; the environment records the rounds, whether the two quietest
+rounds agreed (``stable``), the median of all runs (``pooled_median_ms``) and the seconds the
+rounds spanned. On a dedicated device the rounds agree and the median is that of any round.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from space.errors import UsageError
+
+from .host_cpus import affinity_restored, cpu_groups, pin
 
 DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 50
 DEFAULT_ROUNDS = 5
 MIN_ROUND_RUNS = 10
 EXTRA_TIME_FACTOR = 4.0
-MIN_EXTRA_S = 5.0
-MAX_EXTRA_S = 30.0
+MIN_SPAN_S = 5.0
+MAX_SPAN_S = 30.0
 STABLE_SPREAD = 0.03
 MIN_REPEATS = 2
 
 
 class Runner(Protocol):
-    """One compiled model on one device with its input bound."""
+    """One compiled model on one device with its input bound.
+
+    ``host_threads`` is the number of host threads that do all of its work, or None when the
+    backend schedules threads of its own (then the timed rounds are not moved between CPUs).
+    """
+
+    host_threads: int | None
 
     def run(self) -> None:
         """Launch one inference."""
@@ -60,12 +71,15 @@ class LatencyResult:
         return asdict(self)
 
 
-def check_protocol(warmup: int, repeats: int) -> None:
-    """Raise UsageError for a negative warm-up or too few timed runs."""
+def check_protocol(warmup: int, repeats: int, min_span_s: float = MIN_SPAN_S) -> None:
+    """Raise UsageError for a negative warm-up, too few timed runs or a span outside 0..MAX_SPAN_S."""
     if not isinstance(warmup, int) or warmup < 0:
         raise UsageError(f"warmup {warmup!r} - must be an integer >= 0")
     if not isinstance(repeats, int) or repeats < MIN_REPEATS:
         raise UsageError(f"repeats {repeats!r} - must be an integer >= {MIN_REPEATS}")
+    if (not isinstance(min_span_s, (int, float)) or isinstance(min_span_s, bool)
+            or not 0 <= min_span_s <= MAX_SPAN_S):
+        raise UsageError(f"min_span_s {min_span_s!r} - must be a number of seconds from 0 to {MAX_SPAN_S:g}")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -110,27 +124,46 @@ def timed_run(runner: Runner) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
-              env: dict | None = None, min_extra_s: float = MIN_EXTRA_S) -> LatencyResult:
-    """Run ``warmup`` untimed inferences, then time ``repeats`` in rounds, synchronized around each.
+def timed_round(runner: Runner, size: int, cpus: frozenset[int] | None) -> list[float]:
+    """Move to ``cpus`` (when given), warm them with one untimed run, then time ``size`` runs."""
+    if cpus is not None:
+        pin(cpus)
+    runner.run()
+    return [timed_run(runner) for _ in range(size)]
 
-    ``min_extra_s`` is the least time spent waiting for two quiet rounds to agree (see above).
+
+def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
+              env: dict | None = None, min_span_s: float = MIN_SPAN_S) -> LatencyResult:
+    """Run ``warmup`` untimed inferences, then time ``repeats`` or more in rounds, synchronized around each.
+
+    The rounds span at least ``min_span_s`` seconds and rotate over groups of host CPUs (see above).
     """
-    check_protocol(warmup, repeats)
-    for _ in range(warmup):
-        runner.run()
-    sizes = round_sizes(repeats)
+    check_protocol(warmup, repeats, min_span_s)
+    groups = cpu_groups(runner.host_threads)
     rounds_ms: list[list[float]] = []
-    start = time.perf_counter()
-    for size in sizes:
-        runner.run()
-        rounds_ms.append([timed_run(runner) for _ in range(size)])
-    patience = min(MAX_EXTRA_S, max(min_extra_s, EXTRA_TIME_FACTOR * (time.perf_counter() - start)))
-    deadline = time.perf_counter() + patience
-    while len(sizes) > 1 and not stable(rounds_ms) and time.perf_counter() < deadline:
-        runner.run()
-        rounds_ms.append([timed_run(runner) for _ in range(sizes[-1])])
-    return summarize(rounds_ms, dict(env or {}, warmup=warmup))
+
+    def next_round(size: int) -> None:
+        """Time one more round, on the next CPU group in turn."""
+        cpus = groups[len(rounds_ms) % len(groups)] if groups else None
+        rounds_ms.append(timed_round(runner, size, cpus))
+
+    with affinity_restored() if groups else nullcontext():
+        if groups:
+            pin(groups[0])
+        for _ in range(warmup):
+            runner.run()
+        sizes = round_sizes(repeats)
+        start = time.perf_counter()
+        for size in sizes:
+            next_round(size)
+        planned = time.perf_counter() - start
+        span_end = start + min_span_s
+        patience_end = start + min(MAX_SPAN_S, max(min_span_s, (1 + EXTRA_TIME_FACTOR) * planned))
+        while (time.perf_counter() < span_end
+               or (not stable(rounds_ms) and time.perf_counter() < patience_end)):
+            next_round(sizes[-1])
+        span = time.perf_counter() - start
+    return summarize(rounds_ms, dict(env or {}, warmup=warmup, span_s=round(span, 3), cpu_groups=len(groups) or 1))
 
 
 def quietest(results: list[LatencyResult]) -> LatencyResult:

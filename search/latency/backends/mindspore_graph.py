@@ -46,7 +46,10 @@ class GraphRunner:
 
     On GPU and Ascend ``synchronize`` waits for every stream of the device; on the CPU, where
     MindSpore has no stream API, it waits for the last output by reading it to the host.
+    MindSpore schedules its own threads, so ``host_threads`` is None.
     """
+
+    host_threads = None
 
     def __init__(self, cell, input_shape: tuple[int, ...], device: str) -> None:
         import mindspore as ms

@@ -32,7 +32,10 @@ def session_options(threads: int):
 
 
 class OrtRunner:
-    """An ONNX Runtime session with its input bound; ``run`` returns only once outputs are on the host."""
+    """An ONNX Runtime session with its input bound; ``run`` returns only once outputs are on the host.
+
+    On the CPU all of its work runs on its ``threads`` intra-op threads (``host_threads``).
+    """
 
     def __init__(self, path: Path, input_shape: tuple[int, ...], target: LatencyTarget) -> None:
         import onnxruntime as ort
@@ -41,6 +44,7 @@ class OrtRunner:
         self.session = ort.InferenceSession(str(path), session_options(target.thread_count),
                                             providers=[(provider, provider_options)])
         self.feed = {self.session.get_inputs()[0].name: random_input(input_shape)}
+        self.host_threads = target.thread_count if target.device == "CPU" else None
 
     def run(self) -> None:
         """One inference."""

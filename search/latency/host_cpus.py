@@ -1,0 +1,59 @@
+"""Host CPUs for timing: the groups timed rounds rotate over, and pinning this process to one group.
+
+On a shared or virtual host one CPU can run markedly slower than another for seconds at a time.
+When a runner computes on a known number of host threads, its timed rounds move from one group of
+that many CPUs to the next, so a slow spell of one CPU sets the statistics of some rounds, not all.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+TASKS = "/proc/self/task"
+
+
+def cpu_groups(threads: int | None) -> list[frozenset[int]]:
+    """Disjoint groups of ``threads`` CPUs this process may use, or none when they do not split in two or more."""
+    if not threads or not hasattr(os, "sched_getaffinity") or not os.path.isdir(TASKS):
+        return []
+    allowed = sorted(os.sched_getaffinity(0))
+    count = len(allowed) // threads
+    if count < 2:
+        return []
+    return [frozenset(allowed[i * threads:(i + 1) * threads]) for i in range(count)]
+
+
+def thread_ids() -> list[int]:
+    """The ids of this process's threads that are alive now."""
+    return [int(tid) for tid in os.listdir(TASKS)]
+
+
+def pin(cpus: frozenset[int]) -> None:
+    """Let every thread of this process run only on ``cpus`` (threads that exit meanwhile are skipped)."""
+    for tid in thread_ids():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+@contextmanager
+def affinity_restored() -> Iterator[None]:
+    """On exit, give every thread its CPU affinity from entry back (new threads get the process's)."""
+    before: dict[int, set[int]] = {}
+    for tid in thread_ids():
+        try:
+            before[tid] = os.sched_getaffinity(tid)
+        except ProcessLookupError:
+            continue
+    try:
+        yield
+    finally:
+        default = before.get(os.getpid(), set(range(os.cpu_count() or 1)))
+        for tid in thread_ids():
+            try:
+                os.sched_setaffinity(tid, before.get(tid, default))
+            except (ProcessLookupError, PermissionError):
+                continue
