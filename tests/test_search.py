@@ -33,14 +33,14 @@ class TrainSpy:
 
 
 def tiny_config(tmp_path: Path, digits_dir: Path, space: str = "tiny_space.yaml", **changes) -> Path:
-    """A search config for the tiny space: 1 proxy epoch on few digits, latency at 64 px."""
+    """A search config for the tiny space: 1 proxy epoch on few digits, latency at 64 px over 1 s."""
     doc = {
         "space": str(DATA / space),
         "data": {"dataset": "imagefolder", "data_dir": str(digits_dir), "images_per_class": 24,
                  "holdout": 0.25},
         "proxy": {"config": str(ROOT / "configs" / "train" / "digits.yaml"),
                   "overrides": {"epoch_size": 1, "batch_size": 16, "num_parallel_workers": 1}},
-        "latency": {"backend": "onnxruntime", "resolution": 64, "warmup": 2, "repeats": 5},
+        "latency": {"backend": "onnxruntime", "resolution": 64, "warmup": 2, "repeats": 5, "min_span_s": 1.0},
         "trials": 4, "study": "tiny", "out": str(tmp_path / "out"), "seed": 1,
     }
     doc.update(changes)
@@ -139,6 +139,7 @@ def test_bad_search_input(tmp_path: Path, digits_dir: Path) -> None:
         ({"constraints": {"flops": 1e6}}, ["constraint on metric 'flops' - allowed: latency_ms, params, madds"]),
         ({"space": str(tmp_path / "nope.yaml")}, ["space file", "not found"]),
         ({"data": {"dataset": "imagefolder", "data_dir": str(tmp_path / "empty")}}, ["not found"]),
+        ({"latency": {**doc["latency"], "min_span_s": 60}}, ["min_span_s 60 - must be a number of seconds from 0 to 30"]),
     ]
     for change, fragments in cases:
         bad = tmp_path / "bad.yaml"
