@@ -94,17 +94,17 @@ def test_a_heavier_genome_measures_slower(backend: str) -> None:
 
 
 def test_two_profiles_of_one_genome_agree_within_5_percent() -> None:
-    """Back-to-back profiles agree within 5% on the median, in one of three tries.
+    """Back-to-back profiles agree within 5% on the median, in one of up to four tries.
 
     Each profile exports and loads its own session. A shared host's best speed moves by several
-    percent from one stretch of seconds to the next (see the README's latency section), so a pair
-    can straddle such a move; three pairs in a row do so rarely, while a protocol whose median
-    carries its own noise of 5% or more fails most pairs.
+    percent from one stretch of seconds to the next (see the README's latency section), so one
+    pair in five or six can straddle such a move; four pairs in a row do so rarely, while a
+    protocol whose median carries its own noise of 5% or more fails most pairs.
     """
     genome, target = uniform_genome("k3", 3), LatencyTarget(resolution=224)
     pairs: list[tuple[float, float]] = []
     load = os.getloadavg()[0]
-    for _ in range(3):
+    for _ in range(4):
         a = measure_latency(genome, target, warmup=20, repeats=100)
         b = measure_latency(genome, target, warmup=20, repeats=100)
         assert a.env["span_s"] >= MIN_SPAN_S and b.env["span_s"] >= MIN_SPAN_S
