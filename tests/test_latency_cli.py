@@ -59,13 +59,13 @@ def test_mindir_export_measure_import_round_trip(tmp_path: Path) -> None:
     assert [m["key"] for m in doc["models"]] == [g.key() for g in genomes]
     assert all((tmp_path / "models" / m["file"]).is_file() for m in doc["models"])
     results = tmp_path / "results.csv"
-    rows = measure_manifest(manifest, "CPU", results, warmup=2, repeats=10, progress=False)
+    rows = measure_manifest(manifest, "CPU", results, warmup=2, repeats=10, min_span_s=0.5, progress=False)
     assert len(rows) == 2 and results.is_file()
     with results.open() as handle:
         stored = list(csv.DictReader(handle))
     assert [r["genome_key"] for r in stored] == [g.key() for g in genomes]
     assert all(float(r["median_ms"]) > 0 and r["backend"] == "mindir" for r in stored)
-    again = measure_manifest(manifest, "CPU", results, warmup=2, repeats=10, progress=False)
+    again = measure_manifest(manifest, "CPU", results, warmup=2, repeats=10, min_span_s=0.5, progress=False)
     assert again == rows  # nothing left to measure: resumed from the CSV
     cache = LatencyCache(tmp_path / "cache.sqlite")
     assert import_results(results, cache) == 2
@@ -80,6 +80,12 @@ def test_mindir_commands(tmp_path: Path) -> None:
     assert (tmp_path / "m" / "manifest.json").is_file() and "wrote 1 MindIR" in proc.stdout
     assert_user_error(run_cli("mindir", "measure", str(tmp_path / "m"), "--out", str(tmp_path / "r.csv")),
                       "device 'Ascend' is not present")
+    measured = run_cli("mindir", "measure", str(tmp_path / "m"), "--device", "CPU", "--warmup", "1", "--repeats",
+                       "10", "--min-span", "0", "--out", str(tmp_path / "r.csv"), "--no-progress")
+    assert measured.returncode == 0 and "wrote 1 results" in measured.stdout, measured.stderr[-2000:]
+    assert_user_error(run_cli("mindir", "measure", str(tmp_path / "m"), "--device", "CPU", "--min-span", "31",
+                              "--out", str(tmp_path / "r2.csv")), "min_span_s 31.0", "from 0 to 30")
+    assert not (tmp_path / "r2.csv").exists()
     assert_user_error(run_cli("mindir", "import", str(tmp_path / "missing.csv"), "--cache",
                               str(tmp_path / "c.sqlite")), "results file", "not found")
     assert_user_error(run_cli("mindir", "export", "--out", str(tmp_path / "n")), "no genomes to export")

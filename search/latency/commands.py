@@ -23,9 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="genome: preset, one-line genome or genome file")
     add_target_args(p)
     add_protocol_args(p)
-    p.add_argument("--min-span", type=float, default=MIN_SPAN_S, metavar="SECONDS",
-                   help=f"least time the timed rounds span, so a slow spell of a shared host cannot "
-                        f"set them all (default {MIN_SPAN_S:g}; 0 on a dedicated device)")
+    add_span_arg(p)
     add_cache_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_profile)
@@ -97,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--device-id", type=int, default=0, help="device number (default 0)")
     m.add_argument("--threads", type=int, default=None, help=f"CPU threads (default {DEFAULT_THREADS})")
     add_protocol_args(m)
+    add_span_arg(m)
     m.add_argument("--out", required=True, help="results CSV to write")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=run_mindir_measure)
@@ -136,6 +135,13 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
     """--warmup, --repeats."""
     p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help=f"untimed runs (default {DEFAULT_WARMUP})")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help=f"timed runs (default {DEFAULT_REPEATS})")
+
+
+def add_span_arg(p: argparse.ArgumentParser) -> None:
+    """--min-span SECONDS."""
+    p.add_argument("--min-span", type=float, default=MIN_SPAN_S, metavar="SECONDS",
+                   help=f"least time the timed rounds span, so a slow spell of a shared host cannot "
+                        f"set them all (default {MIN_SPAN_S:g}; 0 on a dedicated device)")
 
 
 def add_cache_args(p: argparse.ArgumentParser) -> None:
@@ -274,7 +280,7 @@ def run_mindir_measure(args: argparse.Namespace) -> int:
     """Measure a manifest on this host's device."""
     from .offline import measure_manifest
     rows = measure_manifest(args.manifest, device_name(args.device), args.out, args.device_id, args.threads,
-                            args.warmup, args.repeats, progress=not args.no_progress)
+                            args.warmup, args.repeats, args.min_span, progress=not args.no_progress)
     print(f"wrote {len(rows)} results to {args.out}")
     return 0
 

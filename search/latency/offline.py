@@ -16,7 +16,7 @@ from space.parse import parse_genome
 from .atomic import write_atomic
 from .cache import LatencyCache
 from .environment import env_key, environment, package_version
-from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, check_protocol, time_runs
+from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, check_protocol, time_runs
 from .target import LatencyTarget, check_target
 
 MANIFEST_FORMAT = "mixnas-mindir-manifest"
@@ -104,10 +104,11 @@ def read_results(path: "str | Path") -> list[dict]:
 
 def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path", device_id: int = 0,
                      threads: int | None = None, warmup: int = DEFAULT_WARMUP,
-                     repeats: int = DEFAULT_REPEATS, progress: bool = True) -> list[dict]:
+                     repeats: int = DEFAULT_REPEATS, min_span_s: float = MIN_SPAN_S,
+                     progress: bool = True) -> list[dict]:
     """On the device host: time every MindIR of a manifest with ``mindspore.load`` + GraphCell.
 
-    Returns the rows of the results CSV (as read back from it).
+    Returns the rows of the results CSV (as read back from it); ``min_span_s``: see ``time_runs``.
 
     The results CSV is rewritten (atomically) after each model, and models already in ``out``
     for the same environment are skipped, so an interrupted run resumes.
@@ -120,7 +121,7 @@ def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path"
     target = LatencyTarget(backend="mindir", device=device, batch=manifest["batch"],
                            resolution=manifest["resolution"], device_id=device_id, threads=threads)
     check_target(target)
-    check_protocol(warmup, repeats)
+    check_protocol(warmup, repeats, min_span_s)
     env = environment(target)
     out = Path(out)
     previous = read_results(out) if out.is_file() else []
@@ -132,7 +133,7 @@ def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path"
         if model["key"] in done:
             continue
         runner = mindir_runner(manifest["dir"] / model["file"], shape, target)
-        result = time_runs(runner, warmup, repeats, dict(env, genome_key=model["key"]))
+        result = time_runs(runner, warmup, repeats, dict(env, genome_key=model["key"]), min_span_s)
         rows.append(result_row(model["key"], model["genome"], result))
         write_results(out, rows)
     return read_results(out) if out.is_file() else []
