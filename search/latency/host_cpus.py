@@ -30,18 +30,24 @@ def thread_ids() -> list[int]:
     return [int(tid) for tid in os.listdir(TASKS)]
 
 
+def set_affinity(tid: int, cpus: "set[int] | frozenset[int]") -> None:
+    """Let thread ``tid`` run only on ``cpus``; a thread that has exited meanwhile is skipped."""
+    try:
+        os.sched_setaffinity(tid, cpus)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def pin(cpus: frozenset[int]) -> None:
-    """Let every thread of this process run only on ``cpus`` (threads that exit meanwhile are skipped)."""
+    """Let every thread of this process run only on ``cpus``."""
     for tid in thread_ids():
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except (ProcessLookupError, PermissionError):
-            continue
+        set_affinity(tid, cpus)
 
 
 @contextmanager
 def affinity_restored() -> Iterator[None]:
-    """On exit, give every thread its CPU affinity from entry back (new threads get the process's)."""
+    """On exit, give every thread its CPU affinity from entry back (new threads get the caller's)."""
+    caller = os.sched_getaffinity(0)
     before: dict[int, set[int]] = {}
     for tid in thread_ids():
         try:
@@ -51,9 +57,5 @@ def affinity_restored() -> Iterator[None]:
     try:
         yield
     finally:
-        default = before.get(os.getpid(), set(range(os.cpu_count() or 1)))
         for tid in thread_ids():
-            try:
-                os.sched_setaffinity(tid, before.get(tid, default))
-            except (ProcessLookupError, PermissionError):
-                continue
+            set_affinity(tid, before.get(tid, caller))
