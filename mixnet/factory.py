@@ -7,12 +7,10 @@ from typing import Any
 from space import Genome, parse_genome
 from space.errors import UsageError
 
-from .impl_select import resolve_impl
-from .network import BN_EPS, BN_MOMENTUM, MixNet
+from .network import BN_EPS, BN_MOMENTUM, DEFAULT_IMPL, MixNet
 
 GENOME_OVERRIDES = ("stem_channels", "head_channels", "width", "dropout", "num_classes")
 BUILD_OVERRIDES = ("se_act", "act", "bn_momentum", "bn_eps", "in_channels", "mixconv_impl")
-DEFAULT_IMPL = "split"
 
 
 def apply_overrides(genome: Genome, **overrides: Any) -> Genome:
@@ -36,15 +34,14 @@ def create_model(spec: "str | Genome", num_classes: int | None = None, **overrid
     ``num_classes`` defaults to the genome's. Overrides: ``stem_channels``, ``head_channels``,
     ``width``, ``dropout``, ``se_act`` (``relu`` as in MindCV, ``swish`` as in TF/timm), ``act``,
     ``bn_momentum`` (MindSpore convention, default 0.9), ``bn_eps`` (default 1e-5), ``in_channels``,
-    ``mixconv_impl``: ``split`` (the default: MindCV's computation, bit for bit), ``fused``,
-    ``custom`` (C++ kernels, CPU) or ``auto`` (the fastest measured on this device). It changes
+    ``mixconv_impl``: ``auto`` (the default: the fastest measured on this device), ``split``
+    (MindCV's computation, bit for bit), ``fused`` or ``custom`` (C++ kernels, CPU). It changes
     speed, never parameters, and outputs only within float rounding (which a deep random network
-    can amplify, so exact comparisons with MindCV need ``split``).
+    can amplify, so exact comparisons with MindCV name ``split``).
     """
     build = {k: overrides.pop(k) for k in ("bn_momentum", "bn_eps", "in_channels", "mixconv_impl")
              if k in overrides}
     genome = apply_overrides(parse_genome(spec), num_classes=num_classes, **overrides)
-    impl = resolve_impl(build.get("mixconv_impl") or DEFAULT_IMPL)
     return MixNet(genome, in_channels=build.get("in_channels", 3),
                   bn_momentum=build.get("bn_momentum", BN_MOMENTUM), bn_eps=build.get("bn_eps", BN_EPS),
-                  mixconv_impl=impl)
+                  mixconv_impl=build.get("mixconv_impl") or DEFAULT_IMPL)

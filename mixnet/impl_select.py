@@ -16,8 +16,9 @@ import os
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import mindspore as ms
 import numpy as np
@@ -25,8 +26,9 @@ from mindspore import Tensor, nn, ops
 
 from space.errors import UsageError
 
-from .kernels.build import KernelUnavailable, cache_dir, cpu_signature, library_path
 from space.genome import LayerSpec
+
+from .kernels.build import KernelUnavailable, cache_dir, cpu_signature, library_path
 
 from .blocks import MixNetBlock
 from .layers import CONCRETE_IMPLS
@@ -102,8 +104,27 @@ def _probe_inputs() -> list[Tensor]:
     return [Tensor(rng.standard_normal((PROBE_BATCH, p[0], p[6], p[6]), dtype=np.float32)) for p in PROBES]
 
 
+@contextmanager
+def graph_mode() -> Iterator[None]:
+    """Run MindSpore in graph mode inside the block, whatever mode the caller set."""
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        yield
+    finally:
+        ms.set_context(mode=mode)
+
+
 def measure(impls: tuple[str, ...], repeats: int = REPEATS) -> dict[str, float]:
-    """Median seconds of forward + backward through the probe blocks, per implementation."""
+    """Median seconds of forward + backward through the probe blocks, per implementation.
+
+    The probe runs in graph mode, as training does, whatever mode the caller is in.
+    """
+    with graph_mode():
+        return _measure(impls, repeats)
+
+
+def _measure(impls: tuple[str, ...], repeats: int) -> dict[str, float]:
     xs = _probe_inputs()
     runs = {}
     for impl in impls:

@@ -289,9 +289,18 @@ class SqueezeExcite(nn.Cell):
         """Scale each channel of ``x`` by its learned gate."""
         if self.custom and kernels_apply(x):
             return self.op(self.meta, x, *self.params())
-        s = ops.mean(x, axis=(2, 3), keep_dims=True)
+        s = spatial_mean(x, keep_dims=True)
         s = self.gate(self.conv_expand(self.act(self.conv_reduce(s))))
         return x * s
+
+
+def spatial_mean(x: Tensor, keep_dims: bool = False) -> Tensor:
+    """Mean over the spatial axes of an NCHW tensor.
+
+    The axes go as a list: MindSpore 2.10's PyNative argument parser fails on a tuple axis under
+    numpy 2 ("Numpy init failed"), while graph mode takes either.
+    """
+    return ops.mean(x, axis=[2, 3], keep_dims=keep_dims)
 
 
 def dense_init(cell: nn.Dense, num_classes: int) -> None:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 
 from space.genome import Genome
 
 from .blocks import MixNetBlock
-from .layers import ConvBnAct, dense_init, kernels_apply
+from .impl_select import resolve_impl
+from .layers import ConvBnAct, dense_init, kernels_apply, spatial_mean
 
 BN_MOMENTUM = 0.9  # MindSpore convention; equals PyTorch/timm momentum 0.1 and MindCV's default
 BN_EPS = 1e-5
+DEFAULT_IMPL = "auto"  # the fastest MixConv implementation measured on the device
 
 
 class MixNet(nn.Cell):
     """stem_conv -> layers (one MixNetBlock per built block) -> head_conv -> pool -> dropout -> classifier.
 
-    ``mixconv_impl`` (``split``, ``fused`` or ``custom``) selects how MixConv is computed; with
-    ``custom`` the stem and MixConv run on C++ kernels and inference runs fused kernels throughout.
+    ``mixconv_impl`` selects how MixConv is computed: ``auto`` (default: the fastest measured on
+    this device), ``split`` (MindCV's own computation), ``fused`` or ``custom`` (the stem and
+    MixConv on C++ kernels, and fused kernels throughout at inference).
     """
 
     def __init__(self, genome: Genome, in_channels: int = 3, bn_momentum: float = BN_MOMENTUM,
-                 bn_eps: float = BN_EPS, mixconv_impl: str = "split") -> None:
+                 bn_eps: float = BN_EPS, mixconv_impl: str = DEFAULT_IMPL) -> None:
         super().__init__()
+        mixconv_impl = resolve_impl(mixconv_impl)
         self.genome = genome
+        self.mixconv_impl = mixconv_impl
         stem = genome.stem_out
         self.stem_conv = ConvBnAct(in_channels, stem, 3, 2, "relu", bn_momentum, bn_eps, mixconv_impl)
         layers = genome.layers()
@@ -41,7 +46,7 @@ class MixNet(nn.Cell):
 
     def forward_head(self, x: Tensor) -> Tensor:
         """Global average pool, dropout, classifier."""
-        return self.classifier(self.dropout(ops.mean(x, axis=(2, 3))))
+        return self.classifier(self.dropout(spatial_mean(x)))
 
     def construct(self, x: Tensor) -> Tensor:
         """Logits (N, num_classes) for images (N, C, H, W)."""

@@ -24,9 +24,10 @@ def graph_mode() -> None:
     ms.set_device("CPU")
 
 
-def run_cli(*args: str, cwd: "Path | None" = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python search.py ARGS`` in a fresh process and capture its output."""
-    env = dict(os.environ, GLOG_v="3", PYTHONPATH=str(ROOT))
+def run_cli(*args: str, cwd: "Path | None" = None, timeout: float = 600,
+            env: "dict[str, str] | None" = None) -> subprocess.CompletedProcess:
+    """Run ``python search.py ARGS`` in a fresh process (``env`` added to the environment) and capture its output."""
+    env = dict(os.environ, GLOG_v="3", PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, str(ROOT / "search.py"), *args], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout, env=env)
 

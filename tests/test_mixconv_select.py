@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,64 @@ def test_failed_compile_leaves_no_partial_library(cache: Path, monkeypatch: pyte
         assert not list((cache / "kernels").iterdir())
     finally:
         build.library_path.cache_clear()
+
+
+def test_default_is_the_measured_fastest(cache: Path, small_probes: None) -> None:
+    from trainer.config import load_config
+    chosen = impl_select.resolve_impl("auto")
+    assert create_model("mixnet_s").mixconv_impl == chosen
+    assert create_model("mixnet_s", mixconv_impl="split").mixconv_impl == "split"
+    assert load_config("configs/train/digits.yaml").mixconv_impl == "auto"
+
+
+PYNATIVE_SCRIPT = """
+import json, sys
+import mindspore as ms, numpy as np
+from mixnet.quiet import quiet_mindspore
+quiet_mindspore()
+ms.set_context(mode=ms.PYNATIVE_MODE)
+from mixnet import create_model
+x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32))
+out = {}
+for impl in ("split", "fused", "custom"):
+    ms.set_seed(0)
+    net = create_model(sys.argv[1], mixconv_impl=impl)
+    net.set_train(True)
+    grads = ms.grad(net, grad_position=None, weights=net.trainable_params())(x)
+    net.set_train(False)
+    out[impl] = {"logits": net(x).asnumpy().tolist(), "grad": float(sum(np.abs(g.asnumpy()).sum() for g in grads))}
+print(json.dumps(out))
+"""
+
+
+def test_pynative_forward_and_gradients_run_under_numpy_2(tmp_path: Path) -> None:
+    """PyNative mode (MindSpore's default) runs every implementation, gradients included."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from conftest import ROOT
+    from test_speed import SMALL
+    env = dict(os.environ, GLOG_v="3", PYTHONPATH=str(ROOT), MIXNAS_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", PYNATIVE_SCRIPT, SMALL], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    ref = np.array(out["split"]["logits"])
+    for impl in ("fused", "custom"):
+        assert np.allclose(out[impl]["logits"], ref, rtol=1e-4, atol=1e-5), impl
+        assert abs(out[impl]["grad"] - out["split"]["grad"]) <= 1e-3 * out["split"]["grad"], impl
+
+
+def test_first_profile_with_an_empty_cache(tmp_path: Path) -> None:
+    """A new user's first ``profile`` on the mindspore backend measures ``auto`` and then the network."""
+    from conftest import run_cli
+    env = {"MIXNAS_CACHE_DIR": str(tmp_path / "mixnas"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = run_cli("profile", "mixnet_s", "--backend", "mindspore", "--device", "CPU", "--json",
+                   "--warmup", "2", "--repeats", "10", "--min-span", "0", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["median_ms"] > 0 and result["env"]["backend"] == "mindspore"
+    choice = json.loads((tmp_path / "mixnas" / "mixconv_impl.json").read_text())
+    assert len(choice) == 1 and [e["impl"] for e in choice.values()] == ["custom"]  # g++ is here

@@ -36,7 +36,7 @@ def resolve_genome(cfg: Any, genome: "Genome | str | None", num_classes: int) ->
     return apply_overrides(base, width=cfg.width, dropout=dropout, se_act=se_act, num_classes=num_classes)
 
 
-def build_network(genome: Genome, in_channels: int, mixconv_impl: str = "split") -> MixNet:
+def build_network(genome: Genome, in_channels: int, mixconv_impl: str) -> MixNet:
     """A freshly initialized MixNet of ``genome`` with the MixConv implementation ``mixconv_impl``."""
     return create_model(genome, in_channels=in_channels, mixconv_impl=mixconv_impl)
 

@@ -15,6 +15,7 @@ import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from mixnet import MixNet
+from mixnet.layers import spatial_mean
 
 DYNAMIC_SCALE_FACTOR = 2.0
 DYNAMIC_SCALE_WINDOW = 2000
@@ -31,7 +32,7 @@ class TrainForward(nn.Cell):
 
     def construct(self, images: Tensor, keep: Tensor) -> Tensor:
         """Logits for ``images`` with the (already rescaled) dropout ``keep`` mask on the pooled features."""
-        pooled = ops.mean(self.net.forward_features(images), (2, 3))
+        pooled = spatial_mean(self.net.forward_features(images))
         return self.net.classifier(pooled * keep.astype(pooled.dtype))
 
 

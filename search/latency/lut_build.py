@@ -40,7 +40,9 @@ class Part:
 
 def classifier_cell(net):
     """Global average pool, dropout (identity at inference) and the classifier of ``net``."""
-    from mindspore import nn, ops
+    from mindspore import nn
+
+    from mixnet.layers import spatial_mean
 
     class Classifier(nn.Cell):
         """The part of MixNet after ``head_conv``."""
@@ -52,7 +54,7 @@ def classifier_cell(net):
 
         def construct(self, x):
             """Logits from the head feature map."""
-            return self.classifier(self.dropout(ops.mean(x, axis=(2, 3))))
+            return self.classifier(self.dropout(spatial_mean(x)))
 
     return Classifier()
 

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from space.errors import UsageError
 from space.genome import Genome
 
-from .backends import prepare_runner
+from .backends import configure_process, prepare_runner
 from .cache import LatencyCache
 from .device_turns import DeviceTurns
 from .environment import env_key, environment
@@ -39,6 +39,7 @@ def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence
     search workers of this machine pause their training and exports while it runs; building and
     exporting take a shared turn.
     """
+    configure_process(target)
     turns = DeviceTurns.on(target.device, target.device_id)
 
     def timed(runner: Runner, env: dict) -> LatencyResult:

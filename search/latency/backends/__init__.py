@@ -8,6 +8,14 @@ from ..protocol import Runner
 from ..target import LatencyTarget
 
 
+def configure_process(target: LatencyTarget) -> None:
+    """Process-wide setup the backend needs before any network is built or run (MindSpore binds a
+    process to its device and thread count when it first executes a kernel)."""
+    if target.backend in ("mindspore", "mindir"):
+        from .mindspore_graph import configure_mindspore
+        configure_mindspore(target)
+
+
 def prepare_runner(cell, input_shape: tuple[int, ...], target: LatencyTarget, workdir: Path) -> Runner:
     """A Runner for ``cell`` (in inference mode) fed a fixed random input of ``input_shape``.
 
