@@ -39,7 +39,8 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mixnet_s", help="mixnet_s, mixnet_m or mixnet_l")
-    p.add_argument("--impl", default="auto", help="our mixconv_impl: auto, split, fused, custom")
+    p.add_argument("--impl", default=None,
+                   help="our mixconv_impl: auto, split, fused, custom (default: create_model's default)")
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--batch", type=int, default=32, help="batch for the batch inference and training rows")
     p.add_argument("--repeats", type=int, default=10, help="timed inference calls per network and batch")
@@ -85,19 +86,18 @@ def randomize(net: nn.Cell, seed: int = 0) -> None:
         p.set_data(ms.Tensor(value.astype(np.float32)))
 
 
-def build_networks(model: str, impl: str) -> tuple[nn.Cell, nn.Cell, str]:
-    """Our network and MindCV's with the same random weights; our resolved impl."""
+def build_networks(model: str, impl: "str | None") -> tuple[nn.Cell, nn.Cell, str]:
+    """Our network (``impl``, or the default implementation when None) and MindCV's with the same
+    random weights; the implementation ours resolved to."""
     import mindcv
 
     from mixnet import create_model
-    from mixnet.impl_select import resolve_impl
 
-    resolved = resolve_impl(impl)
     ref = mindcv.create_model(model)
     randomize(ref)
-    ours = create_model(model, se_act="relu", mixconv_impl=resolved)
+    ours = create_model(model, se_act="relu", **({"mixconv_impl": impl} if impl else {}))
     ms.load_param_into_net(ours, ref.parameters_dict(), strict_load=True)
-    return ours, ref, resolved
+    return ours, ref, ours.mixconv_impl
 
 
 def images(batch: int, resolution: int, seed: int = 0) -> ms.Tensor:

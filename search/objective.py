@@ -66,10 +66,11 @@ class Evaluator:
             trial.set_user_attr("surplus", True)
             trial.study.stop()
             raise optuna.TrialPruned("the study reached its target number of trials")
-        genome = self.space.sample(trial).with_changes(num_classes=self.proxy.num_classes)
+        genome = self.space.sample(trial)
         key = genome.key()
         trial.set_user_attr("genome", genome.to_string())
         trial.set_user_attr("genome_key", key)
+        trial.set_user_attr("proxy_genome", self.proxy_genome(genome).to_string())
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin)
@@ -83,8 +84,13 @@ class Evaluator:
             raise
         return ev if not isinstance(ev, Evaluation) else self.values(ev)
 
+    def proxy_genome(self, genome: Genome) -> Genome:
+        """The network proxy training builds for ``genome``: the proxy's classes and the recipe's width."""
+        width = self.train_cfg.width
+        return genome.with_changes(num_classes=self.proxy.num_classes, **({"width": width} if width else {}))
+
     def evaluate(self, trial: optuna.Trial, genome: Genome, key: str) -> "Evaluation | float | tuple[float, ...]":
-        """Cost model, latency, budgets, then (if feasible) proxy training.
+        """Cost model and latency of the deployed ``genome``, budgets, then (if feasible) proxy training.
 
         Just before training the study is searched for a twin again: two workers that drew the
         same genome at the same moment both see the other by then, and the later trial reuses.
@@ -109,7 +115,7 @@ class Evaluator:
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin, constraints=False)
-        ev.accuracy = self.train(trial, genome, ev)
+        ev.accuracy = self.train(trial, self.proxy_genome(genome), ev)
         trial.set_user_attr("accuracy", ev.accuracy)
         return ev
 

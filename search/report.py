@@ -18,7 +18,7 @@ from .filelock import file_lock
 
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "latency_ms", "params", "madds",
            "feasible", "baseline", "reused_from", "train_seconds", "latency_seconds", "duration_s", "worker",
-           "error"]
+           "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
 
 
@@ -37,7 +37,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                      "feasible": a.get("feasible"), "baseline": bool(a.get("baseline", False)),
                      "reused_from": a.get("reused_from"), "train_seconds": a.get("train_seconds"),
                      "latency_seconds": a.get("latency_seconds"), "duration_s": duration,
-                     "worker": a.get("worker"), "error": a.get("error")})
+                     "worker": a.get("worker"), "error": a.get("error"), "proxy_genome": a.get("proxy_genome")})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
