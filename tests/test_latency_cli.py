@@ -68,7 +68,7 @@ def test_mindir_export_measure_import_round_trip(tmp_path: Path) -> None:
     again = measure_manifest(manifest, "CPU", results, warmup=2, repeats=10, min_span_s=0.5, progress=False)
     assert again == rows  # nothing left to measure: resumed from the CSV
     cache = LatencyCache(tmp_path / "cache.sqlite")
-    assert import_results(results, cache) == 2
+    assert import_results(results, cache, warmup=2, repeats=10) == 2
     hit = measure_latency(genomes[1], LatencyTarget(backend="mindir", device="CPU", resolution=64),
                           warmup=2, repeats=10, cache=cache)
     assert hit.cached and hit.median_ms == float(stored[1]["median_ms"])

@@ -21,7 +21,7 @@ from pathlib import Path
 from space.errors import UsageError
 
 KERNEL_DIR = Path(__file__).parent
-SOURCES = ("batch_norm.cpp", "direct_conv.cpp", "pointwise.cpp", "training.cpp")
+SOURCES = ("batch_norm.cpp", "direct_conv.cpp", "pointwise.cpp", "threads.cpp", "training.cpp")
 HEADERS = ("common.h",)
 FLAGS = ("-std=c++17", "-O3", "-march=native", "-shared", "-fPIC", "-pthread")
 

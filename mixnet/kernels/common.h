@@ -126,20 +126,23 @@ inline bool all_float32(int n, const char **dtypes) {
 // Thread pool: run(count, f) calls f(item, slot) for every item; the caller is slot 0 and takes items
 // too. Items are claimed with a ticket that carries the job's generation, so a helper that wakes up
 // late can never claim an item of a finished job, and the caller waits only for claimed items: a
-// helper preempted by another process costs no idle time.
+// helper preempted by another process costs no idle time. The pool starts with $MIXNAS_NUM_THREADS
+// threads (else one per CPU of the process affinity); resize() changes that between jobs.
 
 class Pool {
  public:
   static Pool &instance() {
-    static Pool pool(thread_count());
+    static Pool pool(default_threads());
     return pool;
   }
 
-  int64_t slots() const { return static_cast<int64_t>(workers_.size()) + 1; }
+  // Threads a job runs on: the caller and the helpers.
+  int64_t slots() const { return slots_.load(std::memory_order_acquire); }
 
-  void run(int64_t count, const std::function<void(int64_t, int64_t)> &f) {
+  // Slots passed to f stay below max_slots (a caller's earlier slots(), to size per-slot buffers).
+  void run(int64_t count, const std::function<void(int64_t, int64_t)> &f, int64_t max_slots = INT64_MAX) {
     std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
-    if (!busy.owns_lock() || workers_.empty() || count < 2) {  // another kernel holds the pool: run inline
+    if (!busy.owns_lock() || workers_.empty() || count < 2 || max_slots < 2) {  // another kernel holds the pool: run inline
       for (int64_t i = 0; i < count; ++i) f(i, 0);
       return;
     }
@@ -149,12 +152,31 @@ class Pool {
       gen = ++generation_;
       job_ = &f;
       count_ = count;
+      job_slots_ = max_slots;
       done_.store(0, std::memory_order_relaxed);
       ticket_.store(gen << kIndexBits, std::memory_order_release);
     }
     cv_.notify_all();
     work(gen, f, count, 0);
     while (done_.load(std::memory_order_acquire) < count) std::this_thread::yield();
+  }
+
+  // Runs the next jobs on ``threads`` threads (the caller included): stops or starts helpers once
+  // the running job, if any, has finished.
+  void resize(int64_t threads) {
+    threads = std::max<int64_t>(1, threads);
+    std::lock_guard<std::mutex> busy(run_mu_);
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      limit_ = threads;
+      seen = generation_;
+    }
+    cv_.notify_all();
+    for (; static_cast<int64_t>(workers_.size()) >= threads; workers_.pop_back()) workers_.back().join();
+    for (int64_t i = static_cast<int64_t>(workers_.size()) + 1; i < threads; ++i)
+      workers_.emplace_back([this, i, seen] { loop(i, seen); });
+    slots_.store(threads, std::memory_order_release);
   }
 
   ~Pool() {
@@ -169,7 +191,7 @@ class Pool {
  private:
   static constexpr int kIndexBits = 40;
 
-  static int64_t thread_count() {
+  static int64_t default_threads() {
     if (const char *env = std::getenv("MIXNAS_NUM_THREADS")) {
       const long n = std::strtol(env, nullptr, 10);
       if (n >= 1) return n;
@@ -179,9 +201,7 @@ class Pool {
     return std::max(1u, std::thread::hardware_concurrency());
   }
 
-  explicit Pool(int64_t threads) {
-    for (int64_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { loop(i); });
-  }
+  explicit Pool(int64_t threads) { resize(threads); }
 
   void work(uint64_t gen, const std::function<void(int64_t, int64_t)> &f, int64_t count, int64_t slot) {
     const uint64_t mask = (uint64_t{1} << kIndexBits) - 1;
@@ -195,21 +215,21 @@ class Pool {
     }
   }
 
-  void loop(int64_t slot) {
-    uint64_t seen = 0;
+  void loop(int64_t slot, uint64_t seen) {
     for (;;) {
       const std::function<void(int64_t, int64_t)> *job;
-      int64_t count;
+      int64_t count, slots;
       uint64_t gen;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
+        cv_.wait(lock, [&] { return stop_ || slot >= limit_ || generation_ != seen; });
+        if (stop_ || slot >= limit_) return;
         seen = gen = generation_;
         job = job_;
         count = count_;
+        slots = job_slots_;
       }
-      work(gen, *job, count, slot);
+      if (slot < slots) work(gen, *job, count, slot);
     }
   }
 
@@ -218,7 +238,8 @@ class Pool {
   std::condition_variable cv_;
   uint64_t generation_ = 0;
   const std::function<void(int64_t, int64_t)> *job_ = nullptr;
-  int64_t count_ = 0;
+  int64_t count_ = 0, job_slots_ = 0, limit_ = 0;
+  std::atomic<int64_t> slots_{1};
   std::atomic<uint64_t> ticket_{0};
   std::atomic<int64_t> done_{0};
   bool stop_ = false;

@@ -311,10 +311,10 @@ inline void dot_accumulate(const float *a, const float *b, int64_t len, v16 &acc
 void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) {
   Pool &pool = Pool::instance();
   const int64_t kk = c.kmax * c.kmax, total = c.cout * c.cpg * kk;
-  const int64_t want = 4 * pool.slots();
+  const int64_t slots = pool.slots(), want = 4 * slots;
   const int64_t chunks = c.groups >= want ? 1 : std::min(c.n, (want + c.groups - 1) / c.groups);
   const int64_t per_chunk = (c.n + chunks - 1) / chunks;
-  std::vector<float> acc(chunks > 1 ? pool.slots() * total : 0, 0.f);
+  std::vector<float> acc(chunks > 1 ? slots * total : 0, 0.f);
   std::memset(dw, 0, sizeof(float) * total);
   pool.run(c.groups * chunks, [&](int64_t item, int64_t slot) {
     const int64_t g = item / chunks, img0 = (item % chunks) * per_chunk, img1 = std::min(c.n, img0 + per_chunk);
@@ -349,11 +349,11 @@ void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) 
             out[(o * c.cpg + i) * kk + (o0 + ky) * c.kmax + o0 + kx] += s;
           }
     }
-  });
+  }, slots);
   if (chunks > 1) {
     for (int64_t j = 0; j < total; ++j) {
       float s = 0.f;
-      for (int64_t t = 0; t < pool.slots(); ++t) s += acc[t * total + j];
+      for (int64_t t = 0; t < slots; ++t) s += acc[t * total + j];
       dw[j] = s;
     }
   }

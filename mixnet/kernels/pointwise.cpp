@@ -254,10 +254,10 @@ void outer_edge(int64_t rows, int64_t cols, const float *a, int64_t lda, int64_t
 void grouped_weight_grad(const Grouped &g, const float *x, const float *dy, float *dw) {
   Pool &pool = Pool::instance();
   const int64_t ob = (g.opg + 3) / 4, ib = (g.cpg + 3) / 4, tiles = g.groups * ob * ib;
-  const int64_t want = 4 * pool.slots();
+  const int64_t slots = pool.slots(), want = 4 * slots;
   const int64_t chunks = tiles >= want ? 1 : std::min(g.n, (want + tiles - 1) / tiles);
   const int64_t per_chunk = (g.n + chunks - 1) / chunks, total = g.cout * g.cpg;
-  std::vector<float> acc(chunks > 1 ? pool.slots() * total : 0, 0.f);
+  std::vector<float> acc(chunks > 1 ? slots * total : 0, 0.f);
   std::memset(dw, 0, sizeof(float) * total);
   pool.run(tiles * chunks, [&](int64_t item, int64_t slot) {
     const int64_t tile = item / chunks, chunk = item % chunks;
@@ -273,11 +273,11 @@ void grouped_weight_grad(const Grouped &g, const float *x, const float *dy, floa
     } else {
       outer_edge(rows, cols, a, g.p, g.cout * g.p, b, g.p, g.cin * g.p, g.p, images, out, g.cpg);
     }
-  });
+  }, slots);
   if (chunks > 1) {
     for (int64_t j = 0; j < total; ++j) {
       float s = 0.f;
-      for (int64_t t = 0; t < pool.slots(); ++t) s += acc[t * total + j];
+      for (int64_t t = 0; t < slots; ++t) s += acc[t * total + j];
       dw[j] = s;
     }
   }

@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -17,6 +19,7 @@ KEY_FIELDS = ("backend", "device", "device_name", "batch", "resolution", "thread
               "mindspore", "onnxruntime", "cann")
 CANN_VERSION_FILES = ("compiler/version.info", "version.cfg")
 CANN_DEFAULT_HOME = "/usr/local/Ascend/ascend-toolkit/latest"
+NVIDIA_SMI_TIMEOUT_S = 30
 
 
 def package_version(name: str) -> str | None:
@@ -50,26 +53,68 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def accelerator_name(device: str) -> str:
-    """The device model: the CPU model, the Ascend SoC version, or the GPU name when known."""
+def gpu_name(device_id: int) -> str:
+    """The model of CUDA device ``device_id`` (counted in ``$CUDA_VISIBLE_DEVICES``) from nvidia-smi.
+
+    LookupError, with the reason, when it cannot be determined.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible is not None else None
+    if ids is not None and not 0 <= device_id < len(ids):
+        raise LookupError(f"device_id {device_id} is not in CUDA_VISIBLE_DEVICES={visible!r}")
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        raise LookupError("nvidia-smi is not on PATH")
+    ident = ids[device_id] if ids is not None else str(device_id)
+    try:
+        proc = subprocess.run([tool, "--query-gpu=name", "--format=csv,noheader", "-i", ident],
+                              capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LookupError(f"nvidia-smi failed: {exc}") from None
+    names = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not names or not names[0].strip():
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise LookupError(f"nvidia-smi -i {ident} gave no GPU name (exit {proc.returncode}"
+                          f"{': ' + detail[0] if detail else ''})")
+    return names[0].strip()
+
+
+def accelerator_name(device: str, device_id: int = 0) -> str:
+    """The device model: the CPU model, the Ascend SoC version or the GPU name; LookupError when unknown."""
     if device == "CPU":
         return cpu_name()
-    if device == "Ascend":
-        from mindspore._c_expression import MSContext
-        return str(MSContext.get_instance().get_ascend_soc_version())
-    return device
+    if device == "GPU":
+        return gpu_name(device_id)
+    from mindspore._c_expression import MSContext
+    soc = str(MSContext.get_instance().get_ascend_soc_version() or "")
+    if not soc:
+        raise LookupError("MindSpore reports no Ascend SoC version")
+    return soc
 
 
 def environment(target: LatencyTarget, device_name: str | None = None) -> dict:
-    """Everything that describes where a measurement runs; ``device_name`` overrides detection."""
+    """Everything that describes where a measurement runs; ``device_name`` overrides detection.
+
+    A device model that cannot be determined is recorded as ``unknown <device>`` (a name no real
+    model has, so such results never share a cache key with a known model), with the reason
+    under ``device_name_unknown``.
+    """
+    unknown = None
+    if device_name is None:
+        try:
+            device_name = accelerator_name(target.device, target.device_id)
+        except LookupError as exc:
+            device_name, unknown = f"unknown {target.device}", str(exc)
     env = {"backend": target.backend, "device": target.device, "device_id": target.device_id,
-           "device_name": device_name or accelerator_name(target.device),
+           "device_name": device_name,
            "batch": target.batch, "resolution": target.resolution, "threads": target.thread_count,
            "mindspore": package_version("mindspore"),
            "onnxruntime": package_version("onnxruntime") if target.backend == "onnxruntime" else None,
            "cann": cann_version() if target.device == "Ascend" else None,
            "python": platform.python_version(), "os": platform.platform(terse=True),
            "host_cpu": cpu_name(), "cpu_count": os.cpu_count()}
+    if unknown:
+        env["device_name_unknown"] = unknown
     return env
 
 

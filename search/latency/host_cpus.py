@@ -30,11 +30,23 @@ def thread_ids() -> list[int]:
     return [int(tid) for tid in os.listdir(TASKS)]
 
 
+def pinning_refused() -> str | None:
+    """Why this process may not set its threads' CPU affinity (a container may forbid it), or None.
+
+    Probes by setting the calling thread's affinity to what it already is.
+    """
+    try:
+        os.sched_setaffinity(0, os.sched_getaffinity(0))
+    except PermissionError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def set_affinity(tid: int, cpus: "set[int] | frozenset[int]") -> None:
     """Let thread ``tid`` run only on ``cpus``; a thread that has exited meanwhile is skipped."""
     try:
         os.sched_setaffinity(tid, cpus)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
         pass
 
 

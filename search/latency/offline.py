@@ -17,12 +17,14 @@ from .atomic import write_atomic
 from .cache import LatencyCache
 from .environment import env_key, environment, package_version
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, check_protocol, time_runs
-from .target import LatencyTarget, check_target
+from .target import LatencyTarget, check_target, validate_target
 
 MANIFEST_FORMAT = "mixnas-mindir-manifest"
 MANIFEST_NAME = "manifest.json"
 RESULT_COLUMNS = ("genome_key", "genome", "backend", "device", "batch", "resolution", "threads",
                   "median_ms", "p90_ms", "min_ms", "mean_ms", "cv", "repeats", "env")
+# The columns a result is filed under in the cache, which its environment must repeat.
+TARGET_COLUMNS = ("genome_key", "backend", "device", "batch", "resolution", "threads")
 
 
 def export_batch(genomes: list[Genome], batch: int, resolution: int, out_dir: "str | Path",
@@ -139,9 +141,35 @@ def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path"
     return read_results(out) if out.is_file() else []
 
 
-def import_results(path: "str | Path", cache: LatencyCache) -> int:
-    """Load a results CSV into the cache; returns how many results were stored."""
+def check_imported(row: dict, env: dict, warmup: int, repeats: int) -> None:
+    """Raise UsageError when a result's environment is not that of the target it is filed under,
+    it is not a MindIR result, or it had fewer warm-up or timed runs than asked."""
+    key = row["genome_key"]
+    if not isinstance(env, dict):
+        raise UsageError(f"genome {key}: env is not a JSON object")
+    for name in TARGET_COLUMNS:
+        if str(env.get(name)) != row[name]:
+            raise UsageError(f"genome {key}: {name} {row[name]!r} but its env says {env.get(name)!r}")
+    if env["backend"] != "mindir":
+        raise UsageError(f"genome {key}: backend {env['backend']!r} - 'mindir import' takes mindir results only")
+    validate_target(LatencyTarget(backend=env["backend"], device=env["device"], batch=env["batch"],
+                                  resolution=env["resolution"], threads=env["threads"]))
+    if int(row["repeats"]) < repeats:
+        raise UsageError(f"genome {key}: repeats {row['repeats']} - the protocol asks for at least {repeats}")
+    if not isinstance(env.get("warmup"), int) or env["warmup"] < warmup:
+        raise UsageError(f"genome {key}: warmup {env.get('warmup')!r} - the protocol asks for at least {warmup}")
+
+
+def import_results(path: "str | Path", cache: LatencyCache, warmup: int = DEFAULT_WARMUP,
+                   repeats: int = DEFAULT_REPEATS) -> int:
+    """Load a results CSV into the cache; returns how many results were stored.
+
+    Every row is checked first (``check_imported``): its environment must match the columns it is
+    filed under and show at least ``warmup`` warm-up and ``repeats`` timed runs; a row that does
+    not is a UsageError naming the file, line, genome and field, and nothing is stored.
+    """
     rows = read_results(path)
+    parsed: list[tuple[Genome, LatencyResult]] = []
     for n, row in enumerate(rows, start=2):
         try:
             genome = parse_genome(row["genome"])
@@ -154,5 +182,11 @@ def import_results(path: "str | Path", cache: LatencyCache) -> int:
         if genome.key() != row["genome_key"]:
             raise UsageError(f"results file '{path}' line {n}: genome_key {row['genome_key']} does not "
                              f"match its genome ({genome.key()})")
+        try:
+            check_imported(row, env, warmup, repeats)
+        except UsageError as exc:
+            raise UsageError(f"results file '{path}' line {n}: {exc}") from None
+        parsed.append((genome, result))
+    for genome, result in parsed:
         cache.put(genome, result)
     return len(rows)

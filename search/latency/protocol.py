@@ -8,10 +8,12 @@ seconds (default ``MIN_SPAN_S``), so that a slow spell shorter than that cannot 
 then, while the two quietest rounds differ by more than ``STABLE_SPREAD``, for up to
 ``EXTRA_TIME_FACTOR`` times longer than the planned rounds took, and never past ``MAX_SPAN_S``.
 When the runner computes on a known number of host threads (``host_threads``), the rounds rotate
-over disjoint groups of that many CPUs (see ``host_cpus``). ``min_ms`` is over all runs and
-``repeats`` counts all timed runs; the environment records the rounds, whether the two quietest
-rounds agreed (``stable``), the median of all runs (``pooled_median_ms``) and the seconds the
-rounds spanned. On a dedicated device the rounds agree and the median is that of any round.
+over disjoint groups of that many CPUs (see ``host_cpus``); where the process may not pin its
+threads, the rounds do not rotate and the environment says why (``cpu_pinning``). ``min_ms`` is
+over all runs and ``repeats`` counts all timed runs; the environment records the rounds, whether
+the two quietest rounds agreed (``stable``), the median of all runs (``pooled_median_ms``), the
+seconds the rounds spanned and what the runner adds (its ``env``). On a dedicated device the
+rounds agree and the median is that of any round.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Protocol
 
 from space.errors import UsageError
 
-from .host_cpus import affinity_restored, cpu_groups, pin
+from .host_cpus import affinity_restored, cpu_groups, pin, pinning_refused
 
 DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 50
@@ -42,9 +44,12 @@ class Runner(Protocol):
 
     ``host_threads`` is the number of host threads that do all of its work, or None when the
     backend schedules threads of its own (then the timed rounds are not moved between CPUs).
+    ``env`` (optional) holds what the runner found out about where it runs, added to the
+    environment of its results.
     """
 
     host_threads: int | None
+    env: dict
 
     def run(self) -> None:
         """Launch one inference."""
@@ -139,7 +144,12 @@ def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAU
     The rounds span at least ``min_span_s`` seconds and rotate over groups of host CPUs (see above).
     """
     check_protocol(warmup, repeats, min_span_s)
+    env = dict(env or {}, **getattr(runner, "env", {}))
     groups = cpu_groups(runner.host_threads)
+    refused = pinning_refused() if groups else None
+    if refused:
+        groups = []
+        env["cpu_pinning"] = f"not permitted ({refused})"
     rounds_ms: list[list[float]] = []
 
     def next_round(size: int) -> None:
@@ -163,7 +173,7 @@ def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAU
                or (not stable(rounds_ms) and time.perf_counter() < patience_end)):
             next_round(sizes[-1])
         span = time.perf_counter() - start
-    return summarize(rounds_ms, dict(env or {}, warmup=warmup, span_s=round(span, 3), cpu_groups=len(groups) or 1))
+    return summarize(rounds_ms, dict(env, warmup=warmup, span_s=round(span, 3), cpu_groups=len(groups) or 1))
 
 
 def quietest(results: list[LatencyResult]) -> LatencyResult:

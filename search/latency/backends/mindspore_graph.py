@@ -46,14 +46,16 @@ class GraphRunner:
 
     On GPU and Ascend ``synchronize`` waits for every stream of the device; on the CPU, where
     MindSpore has no stream API, it waits for the last output by reading it to the host.
-    MindSpore schedules its own threads, so ``host_threads`` is None.
+    MindSpore schedules its own threads, so ``host_threads`` is None. ``env`` holds what the
+    runner adds to the environment of its results.
     """
 
     host_threads = None
 
-    def __init__(self, cell, input_shape: tuple[int, ...], device: str) -> None:
+    def __init__(self, cell, input_shape: tuple[int, ...], device: str, env: dict | None = None) -> None:
         import mindspore as ms
         self.cell = cell
+        self.env = dict(env or {})
         self.inputs = ms.Tensor(random_input(input_shape))
         self.output = None
         self.on_cpu = device == "CPU"
@@ -72,8 +74,25 @@ class GraphRunner:
             first.asnumpy()
 
 
+def use_kernel_threads(threads: int) -> dict:
+    """Run the C++ MixConv kernels on ``threads`` threads when this process has them loaded.
+
+    Returns the environment fields that record it (``kernel_threads``, as the kernels report it).
+    Like MindSpore's CPU thread count, the setting holds for the rest of the process.
+    """
+    from mixnet.kernels.threads import kernel_threads, kernels_built, set_kernel_threads
+    if not kernels_built():
+        return {}
+    set_kernel_threads(threads)
+    return {"kernel_threads": kernel_threads()}
+
+
 def graph_runner(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> GraphRunner:
-    """A runner for ``cell`` in graph mode on the target device (compiled on first run)."""
+    """A runner for ``cell`` in graph mode on the target device (compiled on first run).
+
+    On the CPU the C++ kernels of a ``custom`` network run on the target's thread count.
+    """
     configure_mindspore(target)
     cell.set_train(False)
-    return GraphRunner(cell, input_shape, target.device)
+    env = use_kernel_threads(target.thread_count) if target.device == "CPU" else {}
+    return GraphRunner(cell, input_shape, target.device, env)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from space.errors import UsageError
+
 from ..target import ORT_PROVIDERS, LatencyTarget
 from .mindspore_graph import random_input
 
@@ -34,7 +36,9 @@ def session_options(threads: int):
 class OrtRunner:
     """An ONNX Runtime session with its input bound; ``run`` returns only once outputs are on the host.
 
-    On the CPU all of its work runs on its ``threads`` intra-op threads (``host_threads``).
+    On the CPU all of its work runs on its ``threads`` intra-op threads (``host_threads``). A
+    session on which the target's provider is not active (ONNX Runtime fell back to the CPU) is a
+    UsageError; ``env`` records the active providers.
     """
 
     def __init__(self, path: Path, input_shape: tuple[int, ...], target: LatencyTarget) -> None:
@@ -43,6 +47,11 @@ class OrtRunner:
         provider_options = {} if target.device == "CPU" else {"device_id": target.device_id}
         self.session = ort.InferenceSession(str(path), session_options(target.thread_count),
                                             providers=[(provider, provider_options)])
+        active = self.session.get_providers()
+        if provider not in active:
+            raise UsageError(f"ONNX Runtime provider {provider} (device {target.device}:{target.device_id}) "
+                             f"is not active in the session - active: {', '.join(active)}")
+        self.env = {"ort_providers": active}
         self.feed = {self.session.get_inputs()[0].name: random_input(input_shape)}
         self.host_threads = target.thread_count if target.device == "CPU" else None
 
