@@ -1,60 +1,116 @@
-"""Device turns: a latency timing waits for running work and keeps new work out; work shares."""
+"""Device turns: a latency timing waits for running work and keeps new work out; work shares.
+
+Every check is on the order of events, never on how long something took: a turn that must wait is
+given a moment (GRACE) in which a broken lock would let it in, and a turn that must get in may take
+as long as the host needs (TIMEOUT only bounds a hang).
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from search.latency.device_turns import DeviceTurns, device_name
 
-WAIT = 0.3
+GRACE = 0.3
+TIMEOUT = 60.0
 
 
-def holder(turn, entered: threading.Event, release: threading.Event) -> threading.Thread:
-    """A thread that enters ``turn()``, signals ``entered``, and leaves once ``release`` is set."""
+class Log:
+    """Events ('enter'/'leave', name) in the order they happened, across threads."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def add(self, what: str, name: str) -> None:
+        """Record one event."""
+        with self.lock:
+            self.events.append((what, name))
+
+    def index(self, what: str, name: str) -> int:
+        """Position of an event (it must have happened)."""
+        with self.lock:
+            return self.events.index((what, name))
+
+    def inside(self) -> set[str]:
+        """Names that entered and have not left yet."""
+        with self.lock:
+            entered = {n for w, n in self.events if w == "enter"}
+            return entered - {n for w, n in self.events if w == "leave"}
+
+
+def holder(log: Log, name: str, turn, release: threading.Event) -> tuple[threading.Thread, threading.Event]:
+    """A thread that enters ``turn()``, logs it, and leaves (logging it first) once ``release`` is set."""
+    entered = threading.Event()
+
     def run() -> None:
         with turn():
+            log.add("enter", name)
             entered.set()
-            release.wait(10)
+            release.wait(TIMEOUT)
+            log.add("leave", name)
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return thread
+    return thread, entered
 
 
 def test_timing_waits_for_running_work_and_work_waits_for_timing(tmp_path: Path) -> None:
+    log = Log()
     worker, timer, late = (DeviceTurns("CPU", tmp_path) for _ in range(3))
-    work_in, work_out = threading.Event(), threading.Event()
-    working = holder(worker.work, work_in, work_out)
-    assert work_in.wait(5)
-    timing_in, timing_out = threading.Event(), threading.Event()
-    timing = holder(timer.timing, timing_in, timing_out)
-    assert not timing_in.wait(WAIT), "a timing must not start while work runs"
-    late_in, late_out = threading.Event(), threading.Event()
-    late_work = holder(late.work, late_in, late_out)
-    assert not late_in.wait(WAIT), "new work must not start while a timing waits"
+    work_out, timing_out, late_out = threading.Event(), threading.Event(), threading.Event()
+    working, work_in = holder(log, "work", worker.work, work_out)
+    assert work_in.wait(TIMEOUT)
+    timing, timing_in = holder(log, "timing", timer.timing, timing_out)
+    assert not timing_in.wait(GRACE), "a timing must not start while work runs"
+    late_work, late_in = holder(log, "late work", late.work, late_out)
+    assert not late_in.wait(GRACE), "new work must not start while a timing waits"
+    assert log.inside() == {"work"}
     work_out.set()
-    assert timing_in.wait(5), "the timing starts once the running work is done"
-    assert not late_in.wait(WAIT), "work waits while the timing runs"
+    assert timing_in.wait(TIMEOUT), "the timing starts once the running work is done"
+    assert not late_in.wait(GRACE), "work waits while the timing runs"
+    assert log.inside() == {"timing"}
     timing_out.set()
-    assert late_in.wait(5)
+    assert late_in.wait(TIMEOUT)
     late_out.set()
     for thread in (working, timing, late_work):
-        thread.join(5)
+        thread.join(TIMEOUT)
+    # each turn began only after the one it waited for had ended
+    assert log.index("leave", "work") < log.index("enter", "timing") < log.index("leave", "timing") \
+        < log.index("enter", "late work")
+    for d in (worker, timer, late):
+        d.close()
 
 
 def test_work_turns_share_the_device(tmp_path: Path) -> None:
+    log = Log()
     first, second = DeviceTurns("CPU", tmp_path), DeviceTurns("CPU", tmp_path)
-    started = time.perf_counter()
-    with first.work(), second.work():
-        pass
-    assert time.perf_counter() - started < WAIT
+    first_out, second_out = threading.Event(), threading.Event()
+    one, first_in = holder(log, "first", first.work, first_out)
+    assert first_in.wait(TIMEOUT)
+    two, second_in = holder(log, "second", second.work, second_out)
+    assert second_in.wait(TIMEOUT), "a second work turn enters while the first is held"
+    assert log.inside() == {"first", "second"}
+    first_out.set()
+    second_out.set()
+    for thread in (one, two):
+        thread.join(TIMEOUT)
+    assert log.index("enter", "second") < log.index("leave", "first")
 
 
 def test_devices_have_their_own_turns(tmp_path: Path) -> None:
     assert device_name("CPU", 3) == "CPU" and device_name("Ascend", 1) == "Ascend:1"
+    log = Log()
     gpu0, gpu1 = DeviceTurns(device_name("GPU", 0), tmp_path), DeviceTurns(device_name("GPU", 1), tmp_path)
-    with gpu0.work(), gpu1.timing():
-        pass
+    work_out, timing_out = threading.Event(), threading.Event()
+    working, work_in = holder(log, "GPU 0 work", gpu0.work, work_out)
+    assert work_in.wait(TIMEOUT)
+    timing, timing_in = holder(log, "GPU 1 timing", gpu1.timing, timing_out)
+    assert timing_in.wait(TIMEOUT), "work on GPU 0 does not hold a timing on GPU 1 back"
+    assert log.inside() == {"GPU 0 work", "GPU 1 timing"}
+    work_out.set()
+    timing_out.set()
+    for thread in (working, timing):
+        thread.join(TIMEOUT)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["GPU-0.device.lock", "GPU-0.gate.lock",
                                                         "GPU-1.device.lock", "GPU-1.gate.lock"]

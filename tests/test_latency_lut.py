@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
+import math
 import random
+import statistics
 from pathlib import Path
 
 import pytest
 
 from conftest import assert_user_error, run_cli
-from search.latency import LatencyTable
+from search.latency import LatencyCache, LatencyTable
 from search.latency.accuracy import check_lut, kendall_tau, scores
 from search.latency.lut import fit_correction
-from search.latency.lut_build import calibration_genomes
+from search.latency.lut_build import calibration_genomes, extreme_genomes
+from space import parse_genome
 from space.errors import UsageError
 from space.search_space import SearchSpace
 
@@ -92,27 +97,129 @@ def test_predict_refuses_genomes_and_targets_the_lut_was_not_built_for(built: di
     table.ensure_matches(built["space"], backend="onnxruntime", device="CPU", resolution=64, batch=1)
 
 
-def test_lut_check_scores_held_out_genomes(built: dict) -> None:
+def csv_terms(path: Path, column: str = "median_ms") -> dict[tuple[str, int, str], float]:
+    """The LUT file's rows read by hand: (part, layer, option) -> the column's value."""
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# mixnas-lut {")
+    return {(r["part"], int(r["layer"]), r["option"]): float(r[column]) for r in csv.DictReader(lines[1:])}
+
+
+def layer_option(block) -> str:
+    """The LUT's name of a one-layer block's choice in the tiny space, e.g. ``k3.5.7_e6``."""
+    assert block.repeats == 1
+    return f"k{'.'.join(map(str, block.kernel_sizes))}_e{block.expand_ratio}"
+
+
+def hand_sum(terms: dict, genome) -> float:
+    """Stem + every layer's chosen option + head + classifier, from the CSV rows."""
+    layers = [terms[("layer", i, layer_option(b))] for i, b in enumerate(genome.blocks)]
+    return terms[("stem", -1, "fixed")] + sum(layers) + terms[("head", -1, "fixed")] + \
+        terms[("classifier", -1, "fixed")]
+
+
+def hand_correction(terms: dict) -> tuple[float, float]:
+    """The Theil-Sen line through the calibration rows: median pairwise slope, then median offset."""
+    points = [(hand_sum(terms, parse_genome(option)), measured) for (part, _, option), measured in terms.items()
+              if part == "network"]
+    slopes = sorted((m2 - m1) / (r2 - r1) for (r1, m1), (r2, m2) in itertools.combinations(points, 2))
+    scale = statistics.median(slopes)
+    scale = scale if scale > 0 else 1.0
+    return scale, statistics.median(m - scale * r for r, m in points)
+
+
+def hand_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-b, pair by pair."""
+    pairs = list(itertools.combinations(range(len(x)), 2))
+    sign = [(x[i] > x[j]) - (x[i] < x[j]) for i, j in pairs], [(y[i] > y[j]) - (y[i] < y[j]) for i, j in pairs]
+    untied_x, untied_y = sum(s != 0 for s in sign[0]), sum(s != 0 for s in sign[1])
+    return sum(a * b for a, b in zip(*sign)) / math.sqrt(untied_x * untied_y)
+
+
+def assert_scores_recompute(report: dict, terms: dict) -> None:
+    """Every number of a ``lut check`` report follows from its per-genome rows and the CSV's rows."""
+    scale, offset = hand_correction(terms)
+    assert report["correction"]["scale"] == pytest.approx(scale) and \
+        report["correction"]["offset_ms"] == pytest.approx(offset, abs=1e-9)
+    rows = report["genomes"]
+    assert report["n"] == len(rows) == len({r["genome"] for r in rows})
+    for row in rows:
+        raw = hand_sum(terms, parse_genome(row["genome"]))
+        assert row["raw_ms"] == pytest.approx(raw) and row["predicted_ms"] == pytest.approx(scale * raw + offset)
+        assert row["measured_ms"] > 0
+    measured = [r["measured_ms"] for r in rows]
+    for scored, key in ((report, "predicted_ms"), (report["uncorrected"], "raw_ms")):
+        errors = [100 * (r[key] - r["measured_ms"]) / r["measured_ms"] for r in rows]
+        assert scored["within_10pct"] == pytest.approx(sum(abs(e) <= 10 for e in errors) / len(rows))
+        assert scored["mape"] == pytest.approx(sum(map(abs, errors)) / len(rows))
+        assert scored["kendall_tau"] == pytest.approx(hand_tau(measured, [r[key] for r in rows]))
+        bins = [sum(lo <= e < hi for e in errors) for lo, hi in
+                zip([-math.inf, -10, -5, -2, 2, 5, 10], [-10, -5, -2, 2, 5, 10, math.inf])]
+        assert list(scored["histogram"].values()) == bins
+
+
+def test_lut_check_scores_held_out_genomes(built: dict, tmp_path: Path) -> None:
     table = LatencyTable.load(built["lut"])
-    report = check_lut(table, 4, seed=5, warmup=2, repeats=10, progress=False)
-    assert report["n"] == 4 and 0 <= report["within_10pct"] <= 1 and report["mape"] >= 0
-    assert -1 <= report["kendall_tau"] <= 1 and set(report["uncorrected"]) >= {"within_10pct", "mape"}
-    calibration = {e.option for e in table.calibration}
-    assert not calibration & {row["genome"] for row in report["genomes"]}
-    assert sum(report["histogram"].values()) == 4
+    terms = csv_terms(built["lut"])
+    cache = LatencyCache(tmp_path / "held_out.sqlite")
+    report = check_lut(table, 4, seed=5, cache=cache, warmup=2, repeats=10, progress=False)
+    assert report["n"] == 4 and report["correction"]["calibration_genomes"] == 3
+    calibration = [parse_genome(e.option) for e in table.calibration]
+    held_out = [parse_genome(r["genome"]) for r in report["genomes"]]
+    assert all(built["space"].contains(g) for g in held_out)
+    assert not {g.key() for g in calibration} & {g.key() for g in held_out}
+    assert_scores_recompute(report, terms)
+
+    # A table with one layer choice timed far too slow (its plain and corrected terms grow by twice the
+    # slowest measurement), a choice that no calibration genome uses, so the correction stays as it is:
+    # every held-out genome using it is predicted far off, the others as before.
+    used = {("layer", i, layer_option(b)) for g in calibration for i, b in enumerate(g.blocks)}
+    wrong_part = next(("layer", i, layer_option(b)) for g in held_out for i, b in enumerate(g.blocks)
+                      if ("layer", i, layer_option(b)) not in used)
+    hit = [wrong_part[2] == layer_option(g.blocks[wrong_part[1]]) for g in held_out]
+    lines = built["lut"].read_text().splitlines(keepends=True)
+    reader = list(csv.DictReader(lines[1:]))
+    for row in reader:
+        if (row["part"], int(row["layer"]), row["option"]) == wrong_part:
+            slowest = max(r["measured_ms"] for r in report["genomes"])
+            row["median_ms"] = str(float(row["median_ms"]) + 2 * slowest / min(1.0, table.correction[0]))
+    bad_file = tmp_path / "wrong_lut.csv"
+    with bad_file.open("w", newline="") as handle:
+        handle.write(lines[0])
+        writer = csv.DictWriter(handle, fieldnames=list(reader[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(reader)
+    wrong = LatencyTable.load(bad_file)
+    assert wrong.correction == pytest.approx(table.correction)
+    bad = check_lut(wrong, 4, seed=5, cache=cache, warmup=2, repeats=10, progress=False)
+    assert [r["genome"] for r in bad["genomes"]] == [r["genome"] for r in report["genomes"]]
+    assert [r["measured_ms"] for r in bad["genomes"]] == [r["measured_ms"] for r in report["genomes"]]
+    assert_scores_recompute(bad, csv_terms(bad_file))
+    good_errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in report["genomes"]]
+    bad_errors = [abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in bad["genomes"]]
+    for was, now, affected in zip(good_errors, bad_errors, hit):
+        assert (now > max(was, 0.1)) if affected else now == pytest.approx(was)
+    assert bad["mape"] > report["mape"] and bad["uncorrected"]["mape"] > report["uncorrected"]["mape"]
+    assert bad["within_10pct"] == pytest.approx(sum(e <= 0.1 for e, a in zip(good_errors, hit) if not a) / 4)
 
 
 def test_lut_check_and_predict_on_the_command_line(built: dict) -> None:
+    terms = csv_terms(built["lut"])
     proc = run_cli("lut", "check", "--lut", str(built["lut"]), "--space", str(built["space_file"]),
                    "--genomes", "3", "--warmup", "2", "--repeats", "10", "--no-cache", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
-    assert report["n"] == 3 and {"within_10pct", "mape", "kendall_tau"} <= set(report)
-    skeleton = built["space"].skeleton.to_string()
-    proc = run_cli("lut", "predict", "--lut", str(built["lut"]), skeleton, "--json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    predicted = json.loads(proc.stdout)
-    assert predicted["predicted_ms"] == pytest.approx(LatencyTable.load(built["lut"]).predict(built["space"].skeleton))
+    assert report["n"] == 3
+    assert_scores_recompute(report, terms)
+    scale, offset = hand_correction(terms)
+    space = built["space"]
+    for genome in (space.skeleton, extreme_genomes(space)[1]):
+        proc = run_cli("lut", "predict", "--lut", str(built["lut"]), genome.to_string(), "--json")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        predicted = json.loads(proc.stdout)
+        raw = hand_sum(terms, genome)
+        assert predicted["raw_ms"] == pytest.approx(raw)
+        assert predicted["predicted_ms"] == pytest.approx(scale * raw + offset)
+        assert (predicted["key"], predicted["resolution"], predicted["backend"]) == (genome.key(), 64, "onnxruntime")
 
 
 def test_lut_commands_reject_a_mismatched_lut(built: dict) -> None:

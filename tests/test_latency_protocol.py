@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from search.latency import protocol
 from search.latency.host_cpus import cpu_groups
 from search.latency.protocol import EXTRA_TIME_FACTOR, MIN_ROUND_RUNS, round_sizes, stable, summarize, time_runs
 
@@ -62,20 +63,60 @@ def test_cpu_groups_split_the_allowed_cpus() -> None:
         assert groups == [frozenset({c}) for c in sorted(ALLOWED)]
 
 
-def test_without_a_span_agreeing_rounds_time_exactly_the_runs_asked() -> None:
-    runner = BusyRunner(host_threads=None)
+class VirtualClock:
+    """A ``perf_counter`` that only a ClockedRunner moves: the protocol's rules without the host's noise."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        """Seconds on the virtual clock."""
+        return self.now
+
+
+class ClockedRunner(BusyRunner):
+    """A runner whose every run takes exactly ``run_ms + step_ms * n`` ms (n-th run) of virtual time."""
+
+    def __init__(self, clock: VirtualClock, run_ms: float, step_ms: float = 0.0) -> None:
+        super().__init__(host_threads=None, run_ms=run_ms, step_ms=step_ms)
+        self.clock = clock
+
+    def run(self) -> None:
+        """Advance the clock by this run's time."""
+        self.runs += 1
+        self.cpu_sets.add(frozenset(os.sched_getaffinity(0)))
+        self.clock.now += (self.run_ms + self.step_ms * self.runs) / 1e3
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """The protocol's clock replaced by a virtual one (the protocol reads ``time.perf_counter``)."""
+    virtual = VirtualClock()
+    monkeypatch.setattr(protocol, "time", virtual)
+    return virtual
+
+
+def test_without_a_span_agreeing_rounds_time_exactly_the_runs_asked(clock: VirtualClock) -> None:
+    runner = ClockedRunner(clock, run_ms=0.2)
     result = time_runs(runner, warmup=3, repeats=50, min_span_s=0.0)
     assert result.repeats == 50 and result.env["rounds"] == 5 and result.env["stable"]
+    assert runner.runs == 3 + 5 * (1 + 10)  # warm-up, then each round's untimed run and its 10 timed ones
     assert result.env["cpu_groups"] == 1 and runner.cpu_sets == {ALLOWED}
-    assert 0.19 <= result.min_ms <= result.median_ms
+    assert result.min_ms == pytest.approx(0.2) and result.median_ms == pytest.approx(0.2) and result.cv < 1e-6
+    assert result.env["span_s"] == pytest.approx(55 * 0.2e-3, abs=1e-3)
 
 
-def test_disagreeing_rounds_go_on_for_the_patience_and_no_longer() -> None:
-    result = time_runs(BusyRunner(host_threads=None, run_ms=0.5, step_ms=0.05), warmup=0, repeats=50,
-                       min_span_s=0.0)
-    planned = 55 * (0.5 + 0.05 * 27) / 1e3
+def test_disagreeing_rounds_go_on_for_the_patience_and_no_longer(clock: VirtualClock) -> None:
+    runner = ClockedRunner(clock, run_ms=0.5, step_ms=0.05)
+    result = time_runs(runner, warmup=0, repeats=50, min_span_s=0.0)
+    planned = sum(0.5 + 0.05 * n for n in range(1, 56)) / 1e3  # the five planned rounds, 11 runs each
+    patience = (1 + EXTRA_TIME_FACTOR) * planned
+    last_round = sum(0.5 + 0.05 * n for n in range(runner.runs - 10, runner.runs + 1)) / 1e3
     assert not result.env["stable"] and result.env["rounds"] > 5
-    assert (1 + EXTRA_TIME_FACTOR) * planned * 0.8 <= result.env["span_s"] <= (1 + EXTRA_TIME_FACTOR) * planned * 2
+    assert runner.runs == 11 * result.env["rounds"] and result.repeats == 10 * result.env["rounds"]
+    assert patience - 1e-3 <= result.env["span_s"] <= patience + last_round + 1e-3
+    # the quietest round is the first: its median is that of its 10 timed runs (runs 2..11)
+    assert result.median_ms == pytest.approx(0.5 + 0.05 * 6.5) and result.min_ms == pytest.approx(0.6)
 
 
 def test_the_rounds_span_at_least_the_minimum_span() -> None:

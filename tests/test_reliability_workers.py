@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from conftest import run_cli
 from search.storage import open_storage
 from test_reliability_search import start_run
 from test_search import digits_dir, tiny_config  # noqa: F401 - the fixture is shared
@@ -45,3 +46,22 @@ def test_four_workers_exact_count_no_genome_twice(tmp_path: Path, digits_dir: Pa
     assert len(trained) == len(set(trained)) <= 2
     assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) >= 2
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_two_workers_of_one_command_on_sqlite_evaluate_each_genome_once(tmp_path: Path,
+                                                                         digits_dir: Path) -> None:  # noqa: F811
+    """``run --workers 2`` on an SQLite file: two processes of one command (the journal case is in test_search)."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    config = tiny_config(tmp_path, digits_dir, space="pair_space.yaml", trials=4)
+    proc = run_cli("run", "--config", str(config), "--workers", "2", "--storage", url)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    study = optuna.load_study(study_name="tiny", storage=open_storage(url, heartbeat=False))
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 4
+    trained = [t.user_attrs["genome_key"] for t in done if "reused_from" not in t.user_attrs]
+    assert len(trained) == len(set(trained)) <= 2
+    assert {t.user_attrs["genome_key"] for t in done} == set(trained)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert (tmp_path / "out" / "pareto.png").is_file() and "finished trials" in proc.stdout

@@ -142,18 +142,46 @@ def test_mindcv_checkpoint_loads(digits: Path, tmp_path: Path) -> None:
     assert metrics["n"] == 360 and 0 <= metrics["top1"] <= metrics["top5"] <= 100
 
 
+def adamw_state(path: Path) -> tuple[float, float, float, float]:
+    """(optimizer steps taken, loss scale, global norm of AdamW's first moment, sqrt of the sum of its second)."""
+    params = load(path)
+    steps = float(np.log(params["beta1_power"].asnumpy()) / np.log(0.9))
+    m = sum(float((params[k].asnumpy().astype(np.float64) ** 2).sum()) for k in params if k.startswith("adam_m."))
+    v = sum(float(params[k].asnumpy().astype(np.float64).sum()) for k in params if k.startswith("adam_v."))
+    return steps, float(params["loss_scale.value"].asnumpy()), float(np.sqrt(m)), float(np.sqrt(v))
+
+
 def test_mixed_precision_adamw_clipping(digits: Path, tmp_path: Path) -> None:
-    cfg = load_config(RECIPE, {"data_dir": str(digits), "ckpt_save_dir": str(tmp_path), "genome": TINY,
-                               "width": None, "epoch_size": 1, "num_samples": 64, "batch_size": 32, "amp_level": "O3",
-                               "val_amp_level": "O2", "loss_scale_type": "dynamic", "loss_scale": 65536,
-                               "drop_overflow_update": True, "opt": "adamw", "lr": 0.002, "clip_grad": True,
-                               "clip_value": 1.0})
-    result = train(cfg, progress=False)
-    assert result.final_top1 is not None
-    params = load(next(tmp_path.glob(f"{PREFIX}*-1_2.ckpt")))
-    assert {"stem_conv.0.weight", "classifier.weight", "adam_m.classifier.weight", "loss_scale.value"} <= set(params)
-    assert float(params["loss_scale.value"].asnumpy()) <= 65536
-    assert result.best_ckpt is not None
+    """Float16 training (O3) with AdamW and a global-norm clip far below the gradients' norm.
+
+    AdamW's moments record the gradients it was given: with every gradient clipped to norm c, the
+    second moments sum to (1 - 0.999^t) c^2 after t steps and the first moment's norm is at most
+    (1 - 0.9^t) c. The same run unclipped must break that, or the check proves nothing.
+    """
+    clip_value, steps_per_epoch, start_scale = 0.05, 4, 65536.0
+    states = {}
+    for clip in (True, False):
+        out = tmp_path / f"clip_{clip}"
+        cfg = load_config(RECIPE, {"data_dir": str(digits), "ckpt_save_dir": str(out), "genome": TINY,
+                                   "width": None, "epoch_size": 1, "num_samples": 32 * steps_per_epoch,
+                                   "batch_size": 32, "amp_level": "O3", "val_amp_level": "O2",
+                                   "loss_scale_type": "dynamic", "loss_scale": start_scale,
+                                   "drop_overflow_update": True, "opt": "adamw", "lr": 0.002, "clip_grad": clip,
+                                   "clip_value": clip_value})
+        result = train(cfg, progress=False)
+        assert result.best_ckpt is not None and 0 <= result.final_top1 <= 100
+        row = (out / "metrics.csv").read_text().splitlines()[1].split(",")
+        assert np.isfinite(float(row[3])) and np.isfinite(float(row[4]))  # training and validation loss
+        ckpt = next(out.glob(f"{PREFIX}*-1_{steps_per_epoch}.ckpt"))
+        states[clip] = adamw_state(ckpt), load(ckpt)["classifier.weight"].asnumpy()
+    (steps, scale, m_norm, v_root), weights = states[True]
+    # every step either updated (finite float16 gradients) or was dropped and halved the loss scale
+    assert steps >= 1 and scale == start_scale / 2 ** round(steps_per_epoch - steps)
+    assert v_root == pytest.approx(np.sqrt(1 - 0.999 ** steps) * clip_value, rel=1e-3)
+    assert m_norm <= (1 - 0.9 ** steps) * clip_value * (1 + 1e-3)
+    (free_steps, _, free_m, free_v), free_weights = states[False]
+    assert free_v > 2 * np.sqrt(1 - 0.999 ** free_steps) * clip_value and free_m > m_norm
+    assert np.abs(weights - free_weights).max() > 0
 
 
 def test_train_cli_skips_a_corrupt_image(digits: Path, tmp_path: Path) -> None:
