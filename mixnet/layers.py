@@ -17,6 +17,10 @@ from mindspore.common.initializer import Normal, Uniform, initializer
 from space.errors import UsageError
 from space.rounding import split_channels
 
+from .numpy_compat import absorb_numpy_init
+
+absorb_numpy_init()
+
 CONCRETE_IMPLS = ("split", "fused", "custom")
 # Training 1x1 convs run on the C++ kernel from this many output positions up (28 x 28): below it,
 # with hundreds of channels on a few positions, MindSpore's GEMM is faster (bench/mixnet_layers.py).
@@ -295,12 +299,8 @@ class SqueezeExcite(nn.Cell):
 
 
 def spatial_mean(x: Tensor, keep_dims: bool = False) -> Tensor:
-    """Mean over the spatial axes of an NCHW tensor.
-
-    The axes go as a list: MindSpore 2.10's PyNative argument parser fails on a tuple axis under
-    numpy 2 ("Numpy init failed"), while graph mode takes either.
-    """
-    return ops.mean(x, axis=[2, 3], keep_dims=keep_dims)
+    """Mean over the spatial axes of an NCHW tensor (global average pooling)."""
+    return ops.mean(x, axis=(2, 3), keep_dims=keep_dims)
 
 
 def dense_init(cell: nn.Dense, num_classes: int) -> None:

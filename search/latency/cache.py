@@ -18,11 +18,12 @@ from typing import Iterator
 from space.errors import UsageError
 from space.genome import Genome
 
+from mixnet.kernels.build import cache_dir
+
 from .environment import env_key
 from .protocol import LatencyResult
 from .target import LatencyTarget
 
-DEFAULT_CACHE = Path("~/.cache/mixnas/latency.sqlite")
 CACHE_ENV_VAR = "MIXNAS_LATENCY_CACHE"
 BUSY_TIMEOUT_S = 60.0
 STATS = ("median_ms", "p90_ms", "min_ms", "mean_ms", "cv", "repeats")
@@ -39,8 +40,8 @@ CREATE TABLE IF NOT EXISTS latency (
 
 
 def default_cache_path() -> Path:
-    """``$MIXNAS_LATENCY_CACHE`` or ``~/.cache/mixnas/latency.sqlite``."""
-    return Path(os.environ.get(CACHE_ENV_VAR) or DEFAULT_CACHE).expanduser()
+    """``$MIXNAS_LATENCY_CACHE``, else ``latency.sqlite`` in the cache folder (``~/.cache/mixnas``)."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or cache_dir() / "latency.sqlite").expanduser()
 
 
 class LatencyCache:
