@@ -101,8 +101,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_mindir_measure)
 
     i = steps.add_parser("import", help="load a results CSV into the latency cache",
-                         description="Load the results CSV of 'mindir measure' into the latency cache.")
+                         description="Load the results CSV of 'mindir measure' into the latency cache; "
+                         "every result must show at least --warmup untimed and --repeats timed runs.")
     i.add_argument("results", help="results CSV from 'search.py mindir measure'")
+    add_protocol_args(i)
     i.add_argument("--cache", help=f"SQLite cache file (default $MIXNAS_LATENCY_CACHE or {default_cache_path()})")
     i.set_defaults(func=run_mindir_import)
 
@@ -289,6 +291,6 @@ def run_mindir_import(args: argparse.Namespace) -> int:
     """Import a results CSV into the cache."""
     from .offline import import_results
     cache = LatencyCache(args.cache or default_cache_path())
-    count = import_results(args.results, cache)
+    count = import_results(args.results, cache, args.warmup, args.repeats)
     print(f"imported {count} results into {cache.path}")
     return 0

@@ -65,9 +65,10 @@ def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence
 
 
 def imported_result(genome: Genome, target: LatencyTarget, cache: LatencyCache | None,
-                    absent: UsageError) -> LatencyResult:
-    """A result imported from a device host for a device this host lacks, else the absence error."""
-    hit = cache.get(genome, target) if cache is not None else None
+                    absent: UsageError, repeats: int) -> LatencyResult:
+    """A result with at least ``repeats`` runs imported from a device host for a device this host
+    lacks, else the absence error."""
+    hit = cache.get(genome, target, min_repeats=repeats) if cache is not None else None
     if hit is not None:
         return hit
     raise UsageError(f"{absent}; for offline measurement run 'search.py mindir export', measure the "
@@ -130,5 +131,5 @@ def measure_latency(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT
     except UsageError as absent:
         if target.backend != "mindir":
             raise
-        return imported_result(genome, target, cache, absent)
+        return imported_result(genome, target, cache, absent, repeats)
     return measure_genomes([genome], target, warmup, repeats, cache, min_span_s=min_span_s)[0]
