@@ -24,11 +24,19 @@ def latency_target(cfg: SearchConfig) -> Any:
 
 
 def make_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
-    """Genome -> latency in ms: measured on the target (cached), or predicted from a LUT."""
+    """Genome -> latency in ms: measured on the target (cached), or predicted from a LUT built for
+    the config's space and latency target (checked here, once)."""
     lat = cfg.latency
     if lat["source"] == "lut":
+        from space.search_space import SearchSpace
+
         from .latency import LatencyTable
         table = LatencyTable.load(lat["lut"])
+        try:
+            table.ensure_matches(SearchSpace.from_yaml(cfg.space), backend=lat["backend"], device=lat["device"],
+                                 batch=lat["batch"], resolution=lat["resolution"])
+        except UsageError as exc:
+            raise UsageError(f"{cfg.source}: latency.lut '{lat['lut']}': {exc}") from None
         return table.predict
     from .latency import LatencyCache, measure_latency
     target = latency_target(cfg)

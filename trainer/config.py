@@ -159,8 +159,9 @@ def _keys() -> tuple[Key, ...]:
           "the genome's own for a genome)", nullable=True, choices=("relu", "swish")),
         k("head_init_scale", None, "float", "multiply the classifier's initial weights (timm's head-init-scale; "
           "null: keep them)", nullable=True),
-        k("mixconv_impl", "split", "str", "MixConv implementation: split (MindCV's computation), fused, custom "
-          "(C++ kernels, CPU) or auto (the fastest measured here)", choices=("auto", "split", "fused", "custom")),
+        k("mixconv_impl", "auto", "str", "MixConv implementation: auto (the fastest measured on the device), "
+          "split (MindCV's computation), fused or custom (C++ kernels, CPU)",
+          choices=("auto", "split", "fused", "custom")),
     )
 
 
