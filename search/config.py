@@ -112,12 +112,82 @@ def _check_int(value: Any, what: str, minimum: int) -> None:
         raise UsageError(f"{what} {value!r} - must be an integer >= {minimum}")
 
 
+def _check_text(value: Any, what: str, nullable: bool = False) -> None:
+    """Raise a UsageError unless ``value`` is a non-empty string (or None when ``nullable``)."""
+    if value is None and nullable:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{what} {value!r} - must be a non-empty path or name" + (" or null" if nullable else ""))
+
+
+def _check_bool(value: Any, what: str) -> None:
+    """Raise a UsageError unless ``value`` is true or false."""
+    if not isinstance(value, bool):
+        raise UsageError(f"{what} {value!r} - must be true or false")
+
+
+def latency_target_of(lat: dict[str, Any]) -> Any:
+    """The LatencyTarget a ``latency`` section names (values checked, device availability not)."""
+    from .latency.target import LatencyTarget, validate_target
+    target = LatencyTarget(backend=lat["backend"], device=lat["device"], batch=lat["batch"],
+                           resolution=lat["resolution"], device_id=lat["device_id"], threads=lat["threads"])
+    validate_target(target)
+    return target
+
+
+def _check_latency(lat: dict[str, Any], source: str) -> None:
+    """Raise a UsageError for any bad ``latency`` value, whatever the source."""
+    from .latency.protocol import check_protocol
+    _check_choice(lat["source"], LATENCY_SOURCES, f"{source}: latency.source")
+    try:
+        latency_target_of(lat)
+        check_protocol(lat["warmup"], lat["repeats"], lat["min_span_s"])
+    except UsageError as exc:
+        raise UsageError(f"{source}: latency: {exc}") from None
+    _check_text(lat["cache"], f"{source}: latency.cache", nullable=True)
+    _check_text(lat["lut"], f"{source}: latency.lut", nullable=True)
+    if lat["source"] == "lut":
+        if not lat["lut"]:
+            raise UsageError(f"{source}: latency.source is 'lut' but latency.lut names no table file")
+        if not Path(lat["lut"]).is_file():
+            raise UsageError(f"{source}: latency.lut '{lat['lut']}' not found - build one with "
+                             "'search.py lut build'")
+
+
+def _check_data(data: dict[str, Any], source: str) -> None:
+    """Raise a UsageError for any bad ``data`` value."""
+    _check_choice(data["dataset"], DATASETS, f"{source}: data.dataset")
+    _check_text(data["data_dir"], f"{source}: data.data_dir")
+    _check_int(data["size"], f"{source}: data.size", 8)
+    _check_int(data["seed"], f"{source}: data.seed", 0)
+    for key in ("classes", "images_per_class"):
+        if data[key] is not None:
+            _check_int(data[key], f"{source}: data.{key} (or null)", 2)
+    holdout = data["holdout"]
+    if not isinstance(holdout, (int, float)) or isinstance(holdout, bool) or not 0 < holdout < 1:
+        raise UsageError(f"{source}: data.holdout {holdout!r} - must be a fraction in (0, 1)")
+
+
+def _check_mnas(mnas: dict[str, Any], source: str, needed: bool) -> None:
+    """Raise a UsageError for a bad ``mnas`` value (the target is required in mnas mode)."""
+    target, w = mnas["target_ms"], mnas["w"]
+    if needed or target is not None:
+        if not isinstance(target, (int, float)) or isinstance(target, bool) or target <= 0:
+            raise UsageError(f"{source}: mnas.target_ms {target!r} - mnas mode needs a positive latency target")
+    if not isinstance(w, (int, float)) or isinstance(w, bool) or not -1 <= w <= 0:
+        raise UsageError(f"{source}: mnas.w {w!r} - must be a number in [-1, 0] (MnasNet: -0.07)")
+    _check_bool(mnas["hard"], f"{source}: mnas.hard")
+
+
 def validate(doc: dict, source: str) -> None:
-    """Raise a UsageError naming the first value that is not allowed."""
+    """Raise a UsageError naming the first value that is not allowed; nothing is read or written."""
+    from .storage import check_storage_url
+    _check_text(doc["space"], f"{source}: space")
+    _check_text(doc["out"], f"{source}: out")
+    _check_text(doc["proxy"]["config"], f"{source}: proxy.config")
+    _check_bool(doc["baseline"], f"{source}: baseline")
     _check_choice(doc["mode"], MODES, f"{source}: mode")
     _check_choice(doc["sampler"], SAMPLERS, f"{source}: sampler")
-    _check_choice(doc["data"]["dataset"], DATASETS, f"{source}: data.dataset")
-    _check_choice(doc["latency"]["source"], LATENCY_SOURCES, f"{source}: latency.source")
     _check_int(doc["trials"], f"{source}: trials", 1)
     _check_int(doc["workers"], f"{source}: workers", 1)
     _check_int(doc["seed"], f"{source}: seed", 0)
@@ -134,17 +204,14 @@ def validate(doc: dict, source: str) -> None:
         _check_choice(metric, tuple(m for m in METRICS if m != "accuracy"), f"{source}: constraint on metric")
         if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit <= 0:
             raise UsageError(f"{source}: constraint {metric} {limit!r} - must be a positive number")
-    holdout = doc["data"]["holdout"]
-    if not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
-        raise UsageError(f"{source}: data.holdout {holdout!r} - must be a fraction in (0, 1)")
-    if doc["mode"] == "mnas":
-        target = doc["mnas"]["target_ms"]
-        if not isinstance(target, (int, float)) or target <= 0:
-            raise UsageError(f"{source}: mnas.target_ms {target!r} - mnas mode needs a positive latency target")
-    if doc["latency"]["source"] == "lut" and not doc["latency"]["lut"]:
-        raise UsageError(f"{source}: latency.source is 'lut' but latency.lut names no table file")
+    _check_data(doc["data"], source)
+    _check_mnas(doc["mnas"], source, needed=doc["mode"] == "mnas")
+    _check_latency(doc["latency"], source)
     if not isinstance(doc["study"], str) or not doc["study"]:
         raise UsageError(f"{source}: study {doc['study']!r} - must be a non-empty name")
+    if doc["storage"] is not None:
+        _check_text(doc["storage"], f"{source}: storage", nullable=True)
+        check_storage_url(doc["storage"])
 
 
 def load_search_config(path: "str | Path | None", overrides: dict[str, Any] | None = None) -> SearchConfig:

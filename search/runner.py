@@ -26,8 +26,8 @@ from .workers import fail_dead_trials, worker_id
 MAX_CONSECUTIVE_FAILURES = 3
 
 
-class SearchFailed(RuntimeError):
-    """Trials kept failing; the message carries the last error."""
+class SearchFailed(UsageError):
+    """The search cannot go on (trials kept failing, or a worker stopped); the message says why."""
 
 
 def quiet_optuna() -> None:
@@ -129,10 +129,22 @@ def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, sh
         raise SearchFailed(f"{rules.failures} trials in a row failed; last: {rules.last_error}")
 
 
+def _worker_process(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, errors: Any) -> None:
+    """A spawned worker: its error goes to ``errors`` as one line and the process exits 1 (no traceback)."""
+    try:
+        run_worker(doc, source, rank, proxy, False)
+    except Exception as exc:  # noqa: BLE001 - the parent reports it as one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        errors.put(f"worker {rank}: {first}" if isinstance(exc, UsageError)
+                   else f"worker {rank}: {type(exc).__name__}: {first}")
+        raise SystemExit(1) from None
+
+
 def _spawn_workers(cfg: SearchConfig, proxy: ProxyData, study: optuna.Study, show_progress: bool) -> None:
     """Run ``cfg.workers`` worker processes and show the overall progress from the storage."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(cfg.to_dict(), cfg.source, rank, proxy, False))
+    errors = ctx.SimpleQueue()
+    procs = [ctx.Process(target=_worker_process, args=(cfg.to_dict(), cfg.source, rank, proxy, errors))
              for rank in range(cfg.workers)]
     for p in procs:
         p.start()
@@ -151,7 +163,12 @@ def _spawn_workers(cfg: SearchConfig, proxy: ProxyData, study: optuna.Study, sho
             progress.close()
     bad = [p.exitcode for p in procs if p.exitcode != 0]
     if bad:
-        raise SearchFailed(f"{len(bad)} of {cfg.workers} workers exited with an error (exit codes {bad})")
+        reasons = []
+        while not errors.empty():
+            reasons.append(errors.get())
+        why = "; ".join(sorted(set(r.split(": ", 1)[1] for r in reasons))) if reasons else \
+            f"exit codes {bad}"
+        raise SearchFailed(f"{len(bad)} of {cfg.workers} workers stopped: {why}")
 
 
 def choose_impl_once() -> None:
@@ -165,16 +182,20 @@ def choose_impl_once() -> None:
 
 def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable | None = None,
                latency_fn: Callable | None = None) -> optuna.Study:
-    """Run (or resume) the search of ``cfg`` until its study holds ``cfg.trials`` finished trials."""
+    """Run (or resume) the search of ``cfg`` until its study holds ``cfg.trials`` finished trials.
+
+    Everything that can be checked (space, proxy recipe, latency target or table, storage) is
+    checked before any data is written or any device time is spent.
+    """
     quiet_optuna()
     space = SearchSpace.from_yaml(cfg.space)
+    proxy_train_config(cfg)
+    latency_fn = latency_fn or make_latency_fn(cfg)
+    study = open_study(cfg, create=True)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     proxy = prepare_proxy_data(cfg.data, cfg.out_dir)
     if proxy_train_config(cfg, proxy).mixconv_impl == "auto" and cfg.workers > 1:
         choose_impl_once()
-    if latency_fn is None:
-        make_latency_fn(cfg)
-    study = open_study(cfg, create=True)
     if cfg.baseline:
         enqueue_baseline(study, space)
     if cfg.workers == 1:

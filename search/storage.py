@@ -64,25 +64,30 @@ def _rdb_storage(url: str, heartbeat: bool) -> RDBStorage:
             attempt += 1
 
 
+def check_storage_url(url: str) -> None:
+    """Raise a UsageError unless ``url`` names a storage kind this module opens (nothing is opened)."""
+    if not (is_journal(url) or url.startswith(RDB_PREFIXES)):
+        raise UsageError(f"storage '{url}' - give an SQLAlchemy URL (sqlite:///FILE, postgresql://...) "
+                         "or a journal file (journal:FILE or FILE.log)")
+
+
 def open_storage(url: str, heartbeat: bool = True) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``; RDB storages get a heartbeat and one retry of failed trials."""
+    check_storage_url(url)
     try:
         if is_journal(url):
             path = journal_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
-        if url.startswith(RDB_PREFIXES):
-            path = sqlite_path(url) if url.startswith("sqlite:") else None
-            if path is None:
-                return _rdb_storage(url, heartbeat)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with file_lock(path.with_name(f".{path.name}.lock")):
-                _prepare_sqlite(path)
-                return _rdb_storage(url, heartbeat)
+        path = sqlite_path(url) if url.startswith("sqlite:") else None
+        if path is None:
+            return _rdb_storage(url, heartbeat)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.with_name(f".{path.name}.lock")):
+            _prepare_sqlite(path)
+            return _rdb_storage(url, heartbeat)
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - any driver error means the URL cannot be opened
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"storage '{url}' cannot be opened: {first}") from None
-    raise UsageError(f"storage '{url}' - give an SQLAlchemy URL (sqlite:///FILE, postgresql://...) "
-                     "or a journal file (journal:FILE or FILE.log)")

@@ -7,19 +7,18 @@ from typing import Any, Callable
 from space import Genome
 from space.errors import UsageError
 
-from .config import SearchConfig
+from .config import SearchConfig, latency_target_of
 from .proxy_data import ProxyData
 
 
 def latency_target(cfg: SearchConfig) -> Any:
     """The LatencyTarget of the config's ``latency`` section (checked against this machine, with its protocol)."""
-    from .latency import LatencyTarget, check_target
-    from .latency.protocol import check_protocol
-    lat = cfg.latency
-    target = LatencyTarget(backend=lat["backend"], device=lat["device"], batch=lat["batch"],
-                           resolution=lat["resolution"], device_id=lat["device_id"], threads=lat["threads"])
-    check_target(target)
-    check_protocol(lat["warmup"], lat["repeats"], lat["min_span_s"])
+    from .latency.target import check_available
+    target = latency_target_of(cfg.latency)
+    try:
+        check_available(target)
+    except UsageError as exc:
+        raise UsageError(f"{cfg.source}: latency: {exc}") from None
     return target
 
 
@@ -63,12 +62,16 @@ def training_turns(cfg: SearchConfig) -> "Callable[[], Any] | None":
     return DeviceTurns.on(lat["device"], lat["device_id"]).work
 
 
-def proxy_train_config(cfg: SearchConfig, proxy: ProxyData) -> Any:
-    """The training config of a proxy run: the recipe file plus overrides, on the proxy split."""
+def proxy_train_config(cfg: SearchConfig, proxy: "ProxyData | None" = None) -> Any:
+    """The training config of a proxy run: the recipe file plus overrides, on the proxy split.
+
+    Without ``proxy`` the recipe is only checked (its data settings are filled in later).
+    """
     from trainer.config import load_config
     overrides = dict(cfg.proxy["overrides"])
-    overrides.update(data_dir=str(proxy.root), train_split="train", val_split="holdout",
-                     num_classes=proxy.num_classes, ckpt_save_dir=str(cfg.out_dir / "proxy_ckpt"))
+    overrides.update(train_split="train", val_split="holdout", ckpt_save_dir=str(cfg.out_dir / "proxy_ckpt"))
+    if proxy is not None:
+        overrides.update(data_dir=str(proxy.root), num_classes=proxy.num_classes)
     try:
         return load_config(cfg.proxy["config"], overrides)
     except UsageError as exc:

@@ -25,7 +25,7 @@ def parse_genome(spec: "str | Path | Genome") -> Genome:
     text = spec.strip()
     if text in PRESETS:
         return PRESETS[text]
-    if text.lower().endswith(GENOME_FILE_SUFFIXES) or _is_file(text):
+    if text.lower().endswith(GENOME_FILE_SUFFIXES) or _exists(text):
         return _from_path(Path(text))
     if not re.match(r"(stem\d|r\d|ir_|ds_)", text):
         raise GenomeError(f"unknown preset '{text}' - presets: {', '.join(PRESETS)}; "
@@ -34,15 +34,17 @@ def parse_genome(spec: "str | Path | Genome") -> Genome:
 
 
 def _from_path(path: Path) -> Genome:
-    """Load a genome file, with a clear error when it is missing."""
+    """Load a genome file, with a clear error when it is missing or a folder."""
+    if path.is_dir():
+        raise GenomeError(f"genome file '{path}' is a directory - give a .yaml or .json genome file")
     if not path.is_file():
         raise GenomeError(f"genome file '{path}' not found")
     return load_genome_file(path)
 
 
-def _is_file(text: str) -> bool:
-    """True when ``text`` names an existing file (False for text no path can be)."""
+def _exists(text: str) -> bool:
+    """True when ``text`` names an existing file or folder (False for text no path can be)."""
     try:
-        return Path(text).is_file()
+        return Path(text).exists()
     except (OSError, ValueError):
         return False

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import assert_user_error, run_cli
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,38 @@ CASES = [
                                    "--ckpt_path", "{not_ckpt}"], ["weights.ckpt"]),
     ("data unwritable output", ["data", "digits", "--out", "{blocker}/digits"], ["blocker"]),
     ("run missing config", ["run", "--config", "{root}/none.yaml"], ["none.yaml", "not found"]),
-    ("run bad storage", ["run", "--storage", "oracle://x"], ["storage 'oracle://x'"]),
+    ("run bad storage", ["run", "--config", "{search}", "--storage", "oracle://x"], ["storage 'oracle://x'"]),
+    ("run mnas.w", ["run", "--config", "{search}"], ["mnas.w 0.5"],
+     {"mode": "mnas", "mnas": {"target_ms": 10, "w": 0.5}}),
+    ("run mnas.hard", ["run", "--config", "{search}"], ["mnas.hard 'yes'"], {"mnas": {"hard": "yes"}}),
+    ("run negative images_per_class", ["run", "--config", "{search}"], ["data.images_per_class", "-3"],
+     {"data": {"images_per_class": -3}}),
+    ("run string images_per_class", ["run", "--config", "{search}"], ["data.images_per_class", "'many'"],
+     {"data": {"images_per_class": "many"}}),
+    ("run non-string space", ["run", "--config", "{search}"], ["space 5"], {"space": 5}),
+    ("run non-string out", ["run", "--config", "{search}"], ["out ['a']"], {"out": ["a"]}),
+    ("run lut file missing", ["run", "--config", "{search}"], ["none.csv' not found"],
+     {"latency": {"source": "lut", "lut": "{root}/none.csv"}}),
+    ("run lut bad threads", ["run", "--config", "{search}"], ["latency", "threads 0"],
+     {"latency": {"source": "lut", "lut": "{root}/none.csv", "threads": 0}}),
+    ("run lut unknown backend", ["run", "--config", "{search}"], ["unknown backend 'tensorrt'"],
+     {"latency": {"source": "lut", "lut": "{root}/none.csv", "backend": "tensorrt"}}),
+    ("run lut bad repeats", ["run", "--config", "{search}"], ["repeats 1"],
+     {"latency": {"source": "lut", "lut": "{root}/none.csv", "repeats": 1}}),
+    ("run absent latency device", ["run", "--config", "{search}"], ["device 'Ascend' is not present"],
+     {"latency": {"backend": "mindspore", "device": "Ascend"}}),
+    ("run bad proxy recipe", ["run", "--config", "{search}"], ["proxy", "epochs_size"],
+     {"proxy": {"overrides": {"epochs_size": 1}}}),
+    ("train device TPU", ["train", "--config", "configs/train/digits.yaml", "--data_dir", "{digits}",
+                          "--device_target", "TPU"], ["device_target 'TPU'", "CPU, GPU, Ascend"]),
+    ("train absent Ascend", ["train", "--config", "configs/train/digits.yaml", "--data_dir", "{digits}",
+                             "--device_target", "Ascend", "--ckpt_save_dir", "{root}/ckpt"],
+     ["device_target 'Ascend' is not present"]),
+    ("train aux_factor", ["train", "--config", "configs/train/digits.yaml", "--aux_factor", "0.4"],
+     ["aux_factor 0.4", "no auxiliary head"]),
+    ("decode a directory", ["decode", "{root}"], ["is a directory"]),
+    ("train genome a directory", ["train", "--config", "configs/train/digits.yaml", "--genome", "{empty}"],
+     ["is a directory"]),
     ("report unknown study", ["report", "--storage", "sqlite:///{root}/r.db", "--study", "nope", "--out",
                               "{root}/rep"], ["r.db' not found"]),
     ("export unwritable output", ["export", "mixnet_s", "--out", "{blocker}/m.onnx", "--format", "ONNX"],
@@ -57,14 +91,43 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,args,fragments", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(name: str, args: list[str], fragments: list[str], files: dict[str, Path]) -> None:
+def search_config(path: Path, root: Path, changes: dict) -> Path:
+    """A search YAML whose data and outputs would land under ``root`` (so any write is seen), plus ``changes``."""
+    doc = {"space": str(DATA / "tiny_space.yaml"), "out": str(root / "search"), "trials": 2,
+           "data": {"data_dir": str(root / "search-digits")},
+           "proxy": {"config": "configs/train/digits.yaml", "overrides": {"epoch_size": 1}}}
+    for key, value in changes.items():
+        doc[key] = {**doc[key], **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
+    text = yaml.safe_dump(doc).replace("{root}", str(root))
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case: tuple, files: dict[str, Path], tmp_path: Path) -> None:
+    _name, args, fragments, *changes = case
     fill = {k: str(v) for k, v in files.items()}
+    fill["search"] = str(search_config(tmp_path / "search.yaml", files["root"], changes[0] if changes else {}))
     before = sorted(p.name for p in files["root"].rglob("*"))
     proc = run_cli(*[a.format(**fill) for a in args])
     assert_user_error(proc, *[f.format(**fill) for f in fragments])
     after = sorted(p.name for p in files["root"].rglob("*"))
     assert [p for p in after if p not in before] == []
+
+
+def test_failing_workers_report_one_line(files: dict[str, Path], tmp_path: Path) -> None:
+    """Every trial fails inside the two workers (the proxy batch exceeds its images): one line, exit 2."""
+    cfg = search_config(tmp_path / "search.yaml", tmp_path, {
+        "workers": 2, "trials": 4, "baseline": False,
+        "latency": {"resolution": 32, "warmup": 0, "repeats": 5, "min_span_s": 0},
+        "data": {"classes": 2, "images_per_class": 10},
+        "proxy": {"overrides": {"epoch_size": 1, "batch_size": 512}}})
+    proc = run_cli("run", "--config", str(cfg))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "SpawnProcess" not in proc.stderr
+    messages = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error", "internal error"))]
+    assert len(messages) == 1 and messages[0] == proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert "2 of 2 workers stopped" in messages[0] and "batch_size 512 is larger than" in messages[0]
 
 
 def test_debug_shows_the_traceback() -> None:

@@ -114,9 +114,9 @@ def test_infeasible_genomes_are_never_trained(tmp_path: Path, digits_dir: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("storage", ["journal"])
-def test_two_workers_evaluate_each_genome_once(tmp_path: Path, digits_dir: Path, storage: str) -> None:
-    url = f"journal:{tmp_path / 'study.log'}" if storage == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+def test_two_workers_on_a_journal_evaluate_each_genome_once(tmp_path: Path, digits_dir: Path) -> None:
+    """Two worker processes of one command on a journal file (SQLite: test_reliability_workers.py)."""
+    url = f"journal:{tmp_path / 'study.log'}"
     config = tiny_config(tmp_path, digits_dir, trials=5)
     proc = run_cli("run", "--config", str(config), "--workers", "2", "--storage", url)
     assert proc.returncode == 0, proc.stderr[-2000:]

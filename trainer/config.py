@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from mixnet.devices import DEVICES
 from space.errors import UsageError
 
 from .augment import parse_policy
@@ -55,7 +56,7 @@ def _keys() -> tuple[Key, ...]:
         k("log_interval", 100, "int", "steps between progress lines when stderr is not a terminal"),
         k("seed", 42, "int", "seed of weights, data order and augmentation"),
         k("device_target", None, "str", "CPU, GPU or Ascend (null: the installed MindSpore's device)",
-          nullable=True),
+          nullable=True, choices=DEVICES),
         # dataset
         k("dataset", "imagenet", "str", "'imagenet' or '' (any ImageFolder tree)", choices=("imagenet", "")),
         k("data_dir", "", "str", "dataset root holding train_split/ and val_split/ class folders"),
@@ -139,7 +140,7 @@ def _keys() -> tuple[Key, ...]:
         # loss
         k("loss", "CE", "str", "cross-entropy (the only loss for classification here)", choices=("CE",)),
         k("label_smoothing", 0.0, "float", "label smoothing"),
-        k("aux_factor", 0.0, "float", "auxiliary-logit loss factor (MixNet has no auxiliary head)"),
+        k("aux_factor", 0.0, "float", "auxiliary-logit loss factor: 0 (MixNet has no auxiliary head)"),
         k("reduction", "mean", "str", "loss reduction", choices=("mean",)),
         # mixed precision
         k("amp_level", "O0", "str", "O0 fp32, O1 white-list fp16, O2 all but black-list, O3 all fp16",
@@ -427,6 +428,8 @@ def check_settings(v: dict[str, Any], where: str) -> None:
         raise bad("aug_splits", "augmentation splits are not supported: use 0")
     if v["gradient_accumulation_steps"] != 1:
         raise bad("gradient_accumulation_steps", "gradient accumulation is not supported: use 1")
+    if v["aux_factor"] != 0.0:
+        raise bad("aux_factor", "MixNet has no auxiliary head: use 0")
     if v["drop_path_rate"] not in (None, 0.0):
         raise bad("drop_path_rate", "MixNet has no stochastic depth: use null or 0")
     for name in ("layer_decay", "amp_cast_list"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import asdict, dataclass
 
+from mixnet.devices import DEVICES, mindspore_devices
 from space.errors import UsageError
 
 BACKENDS = ("mindspore", "onnxruntime", "mindir")
-DEVICES = ("CPU", "GPU", "Ascend")
 DEFAULT_THREADS = 1
 ORT_PROVIDERS = {"CPU": "CPUExecutionProvider", "GPU": "CUDAExecutionProvider",
                  "Ascend": "CANNExecutionProvider"}
@@ -55,19 +55,6 @@ def validate_target(target: LatencyTarget) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             label = "threads" if name == "thread_count" else name
             raise UsageError(f"{label} {value!r} - must be an integer >= {low}")
-
-
-def mindspore_devices() -> list[str]:
-    """Devices this MindSpore installation can run on (plugins loaded at import)."""
-    import mindspore as ms
-    from mindspore._c_expression import MSContext
-    found = ["CPU"]
-    for device in ("GPU", "Ascend"):
-        if MSContext.get_instance().is_pkg_support_device(device):
-            module = getattr(ms.device_context, device.lower())
-            if module.device_count() > 0:
-                found.append(device)
-    return found
 
 
 def ort_devices() -> list[str]:
