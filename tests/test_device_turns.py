@@ -82,19 +82,25 @@ def test_timing_waits_for_running_work_and_work_waits_for_timing(tmp_path: Path)
         d.close()
 
 
+def held_together(log: Log, first: tuple, second: tuple) -> None:
+    """Hold ``first`` = (name, turn), then ``second``: both must be inside at once; then release both."""
+    (name_a, turn_a), (name_b, turn_b) = first, second
+    out_a, out_b = threading.Event(), threading.Event()
+    thread_a, in_a = holder(log, name_a, turn_a, out_a)
+    assert in_a.wait(TIMEOUT)
+    thread_b, in_b = holder(log, name_b, turn_b, out_b)
+    assert in_b.wait(TIMEOUT), f"{name_b} enters while {name_a} is held"
+    assert log.inside() == {name_a, name_b}
+    out_a.set()
+    out_b.set()
+    for thread in (thread_a, thread_b):
+        thread.join(TIMEOUT)
+
+
 def test_work_turns_share_the_device(tmp_path: Path) -> None:
     log = Log()
     first, second = DeviceTurns("CPU", tmp_path), DeviceTurns("CPU", tmp_path)
-    first_out, second_out = threading.Event(), threading.Event()
-    one, first_in = holder(log, "first", first.work, first_out)
-    assert first_in.wait(TIMEOUT)
-    two, second_in = holder(log, "second", second.work, second_out)
-    assert second_in.wait(TIMEOUT), "a second work turn enters while the first is held"
-    assert log.inside() == {"first", "second"}
-    first_out.set()
-    second_out.set()
-    for thread in (one, two):
-        thread.join(TIMEOUT)
+    held_together(log, ("first", first.work), ("second", second.work))
     assert log.index("enter", "second") < log.index("leave", "first")
 
 
@@ -102,15 +108,6 @@ def test_devices_have_their_own_turns(tmp_path: Path) -> None:
     assert device_name("CPU", 3) == "CPU" and device_name("Ascend", 1) == "Ascend:1"
     log = Log()
     gpu0, gpu1 = DeviceTurns(device_name("GPU", 0), tmp_path), DeviceTurns(device_name("GPU", 1), tmp_path)
-    work_out, timing_out = threading.Event(), threading.Event()
-    working, work_in = holder(log, "GPU 0 work", gpu0.work, work_out)
-    assert work_in.wait(TIMEOUT)
-    timing, timing_in = holder(log, "GPU 1 timing", gpu1.timing, timing_out)
-    assert timing_in.wait(TIMEOUT), "work on GPU 0 does not hold a timing on GPU 1 back"
-    assert log.inside() == {"GPU 0 work", "GPU 1 timing"}
-    work_out.set()
-    timing_out.set()
-    for thread in (working, timing):
-        thread.join(TIMEOUT)
+    held_together(log, ("GPU 0 work", gpu0.work), ("GPU 1 timing", gpu1.timing))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["GPU-0.device.lock", "GPU-0.gate.lock",
                                                         "GPU-1.device.lock", "GPU-1.gate.lock"]
