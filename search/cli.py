@@ -11,7 +11,8 @@ from typing import Sequence
 from mixnet.quiet import quiet_mindspore
 from space.errors import UsageError
 
-COMMAND_MODULES = ("space.commands", "search.commands", "search.latency.commands", "trainer.commands")
+COMMAND_MODULES = ("space.commands", "search.commands", "search.latency.commands", "search.latency.serve_command",
+                   "trainer.commands")
 
 
 class OneLineParser(argparse.ArgumentParser):

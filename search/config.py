@@ -15,7 +15,7 @@ from space.errors import UsageError
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 MODES = ("pareto", "mnas")
 METRICS = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "madds": "minimize"}
-LATENCY_SOURCES = ("measured", "lut")
+LATENCY_SOURCES = ("measured", "lut", "remote")
 DATASETS = ("digits", "imagefolder")
 
 DEFAULTS: dict[str, Any] = {
@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
                 "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0,
                 "threads": None,
-                "lut": None, "cache": None},
+                "lut": None, "cache": None, "remote": None, "remote_timeout_s": 600.0},
     "mode": "pareto",
     "objectives": ["accuracy", "latency_ms"],
     "mnas": {"target_ms": None, "w": -0.07, "hard": False},
@@ -65,6 +65,11 @@ class SearchConfig:
     def storage_url(self) -> str:
         """The storage URL; by default an SQLite file in the output folder."""
         return self.doc["storage"] or f"sqlite:///{(self.out_dir / 'study.db').as_posix()}"
+
+    @property
+    def remote_url(self) -> str:
+        """Where remote latency requests are queued: ``latency.remote``, else the study's SQL storage."""
+        return self.doc["latency"]["remote"] or self.storage_url
 
     @property
     def directions(self) -> list[str]:
@@ -146,6 +151,10 @@ def _check_latency(lat: dict[str, Any], source: str) -> None:
         raise UsageError(f"{source}: latency: {exc}") from None
     _check_text(lat["cache"], f"{source}: latency.cache", nullable=True)
     _check_text(lat["lut"], f"{source}: latency.lut", nullable=True)
+    _check_text(lat["remote"], f"{source}: latency.remote", nullable=True)
+    timeout = lat["remote_timeout_s"]
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise UsageError(f"{source}: latency.remote_timeout_s {timeout!r} - must be a positive number of seconds")
     if lat["source"] == "lut":
         if not lat["lut"]:
             raise UsageError(f"{source}: latency.source is 'lut' but latency.lut names no table file")
@@ -181,7 +190,7 @@ def _check_mnas(mnas: dict[str, Any], source: str, needed: bool) -> None:
 
 def validate(doc: dict, source: str) -> None:
     """Raise a UsageError naming the first value that is not allowed; nothing is read or written."""
-    from .storage import check_storage_url
+    from .storage import check_storage_url, is_journal
     _check_text(doc["space"], f"{source}: space")
     _check_text(doc["out"], f"{source}: out")
     _check_text(doc["proxy"]["config"], f"{source}: proxy.config")
@@ -212,6 +221,10 @@ def validate(doc: dict, source: str) -> None:
     if doc["storage"] is not None:
         _check_text(doc["storage"], f"{source}: storage", nullable=True)
         check_storage_url(doc["storage"])
+    if doc["latency"]["source"] == "remote" and doc["latency"]["remote"] is None and doc["storage"] is not None \
+            and is_journal(doc["storage"]):
+        raise UsageError(f"{source}: latency.source 'remote' queues requests in an SQL database: the storage "
+                         f"'{doc['storage']}' is a journal file - give latency.remote (an SQLAlchemy URL)")
 
 
 def load_search_config(path: "str | Path | None", overrides: dict[str, Any] | None = None) -> SearchConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from space import Genome
@@ -38,6 +39,8 @@ def make_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
             raise UsageError(f"{cfg.source}: latency.lut '{lat['lut']}': {exc}") from None
         return table.predict
     from .latency import LatencyCache, measure_latency
+    if lat["source"] == "remote":
+        return remote_latency_fn(cfg)
     target = latency_target(cfg)
     cache = LatencyCache(lat["cache"] or cfg.out_dir / "latency_cache.sqlite")
 
@@ -47,6 +50,29 @@ def make_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
                                cache=cache, min_span_s=lat["min_span_s"]).median_ms
 
     return measured
+
+
+def remote_latency_fn(cfg: SearchConfig) -> Callable[[Genome], float]:
+    """Genome -> median latency (ms) measured by a ``search.py latency serve`` host through the queue
+    at ``cfg.remote_url`` (opened here, so an unreachable queue fails before any work); results are
+    also kept in this host's latency cache."""
+    from tqdm import tqdm
+
+    from .latency import LatencyCache
+    from .latency.remote import LatencyQueue
+    lat = cfg.latency
+    target = latency_target_of(lat)
+    queue = LatencyQueue(cfg.remote_url)
+    cache = LatencyCache(lat["cache"] or cfg.out_dir / "latency_cache.sqlite")
+
+    def remote(genome: Genome) -> float:
+        """Median latency of ``genome`` on the serving device."""
+        result = queue.wait(genome, target, lat["warmup"], lat["repeats"], lat["min_span_s"],
+                            lat["remote_timeout_s"], on_wait=lambda line: tqdm.write(line, file=sys.stderr))
+        cache.put(genome, result)
+        return result.median_ms
+
+    return remote
 
 
 def training_turns(cfg: SearchConfig) -> "Callable[[], Any] | None":
