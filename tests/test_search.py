@@ -11,9 +11,10 @@ import yaml
 
 from conftest import ROOT, assert_user_error, run_cli
 from search.config import load_search_config
-from search.report import trials_frame, write_outputs
+from search.report import summary, trials_frame, write_outputs
 from search.runner import enqueue_baseline, run_search
 from space import parse_genome, preset
+from space.cost import network_cost
 from space.search_space import SearchSpace
 
 DATA = Path(__file__).parent / "data"
@@ -70,31 +71,43 @@ def test_baseline_of_default_space_is_mixnet_s() -> None:
 
 
 def test_study_runs_reuses_resumes_and_writes_outputs(tmp_path: Path, digits_dir: Path) -> None:
+    """The proxy trains 5 of the 10 digit classes at the recipe's width 0.5; what the study records,
+    writes and prints is the space's network (10 classes, width 1)."""
     spy = TrainSpy()
-    cfg = load_search_config(tiny_config(tmp_path, digits_dir, space="pair_space.yaml"))
+    proxy_data = {"dataset": "imagefolder", "data_dir": str(digits_dir), "images_per_class": 24, "holdout": 0.25,
+                  "classes": 5}
+    config = tiny_config(tmp_path, digits_dir, space="pair_space.yaml", data=proxy_data)
+    cfg = load_search_config(config)
     study = run_search(cfg, show_progress=False, train_fn=spy)
     done = completed(study)
     assert len(done) == 4
     first = study.trials[0]
-    assert first.user_attrs["baseline"] and parse_genome(first.user_attrs["genome"]).blocks == \
-        SearchSpace.from_yaml(DATA / "pair_space.yaml").skeleton.blocks
+    skeleton = SearchSpace.from_yaml(DATA / "pair_space.yaml").skeleton
+    assert first.user_attrs["baseline"] and parse_genome(first.user_attrs["genome"]) == skeleton
+    assert first.user_attrs["params"] == network_cost(skeleton, 64).params
+    assert parse_genome(first.user_attrs["proxy_genome"]) == skeleton.with_changes(num_classes=5, width=0.5)
+    assert set(spy.keys) <= {parse_genome(t.user_attrs["proxy_genome"]).key() for t in done}
     assert len(spy.keys) == len(set(spy.keys)) <= 2
     assert sum(1 for t in done if "reused_from" in t.user_attrs) == 4 - len(spy.keys)
     for t in done:
         assert 0.0 <= t.user_attrs["accuracy"] <= 1.0 and t.user_attrs["latency_ms"] > 0
 
-    again = run_search(load_search_config(tiny_config(tmp_path, digits_dir, space="pair_space.yaml"),
-                                          {"trials": 6}), show_progress=False, train_fn=spy)
+    again = run_search(load_search_config(config, {"trials": 6}), show_progress=False, train_fn=spy)
     assert len(completed(again)) == 6 and len(spy.keys) == len(set(spy.keys))
 
     front = write_outputs(again, cfg.out_dir, ["accuracy", "latency_ms"])
     out = cfg.out_dir
     trials = pd.read_csv(out / "trials.csv")
-    assert {"number", "state", "genome", "accuracy", "latency_ms", "params", "madds"} <= set(trials.columns)
+    assert {"number", "state", "genome", "accuracy", "latency_ms", "params", "madds",
+            "proxy_genome"} <= set(trials.columns)
+    assert parse_genome(trials.genome[0]) == skeleton and trials.params[0] == network_cost(skeleton, 64).params
     assert len(pd.read_csv(out / "pareto.csv")) == len(front) >= 1
     assert (out / "pareto.png").stat().st_size > 10_000
     best = sorted((out / "best").glob("*.yaml"))
-    assert len(best) == len(front) and parse_genome(str(best[0])).num_classes == 10
+    assert len(best) == len(front) and all(parse_genome(str(b)).num_classes == 10 for b in best)
+    assert {parse_genome(str(b)).width for b in best} == {1.0}
+    text = summary(trials_frame(again), front, out)
+    assert f"--genome {best[0]}" in text
 
 
 def test_infeasible_genomes_are_never_trained(tmp_path: Path, digits_dir: Path) -> None:
@@ -107,7 +120,7 @@ def test_infeasible_genomes_are_never_trained(tmp_path: Path, digits_dir: Path) 
     done = frame[frame.state == "COMPLETE"]
     over = done[done.params > limit]
     assert not over.empty and not over.feasible.any()
-    assert not set(over.genome_key) & set(spy.keys)
+    assert not {parse_genome(g).key() for g in over.proxy_genome} & set(spy.keys)
     assert (over.train_seconds == 0).all() and (over.accuracy == 0).all()
     for t in completed(study):
         assert (t.constraints["params"] > 0) == (t.user_attrs["params"] > limit)
