@@ -9,6 +9,7 @@ from mindspore import nn, ops
 
 from mixnet import create_model
 from mixnet.blocks import MixNetBlock
+from mixnet.kernels.threads import kernel_threads, set_kernel_threads
 from mixnet.layers import ConvBnAct, GroupedConv2d, MixedDepthwiseConv
 from space.genome import LayerSpec
 
@@ -129,6 +130,27 @@ def test_fused_inference_block_matches_split(layer: LayerSpec) -> None:
     x = ms.Tensor(np.random.RandomState(6).normal(size=(2, layer.in_channels, 11, 11)).astype(np.float32))
     want = ref(x).asnumpy()
     assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+
+
+def test_custom_training_gradients_do_not_depend_on_the_thread_count() -> None:
+    """Weight gradients split over image ranges add up in one fixed order, on any number of threads."""
+    # Few channels and several images: the 1x1 and depthwise weight gradients are split by images.
+    layer = LayerSpec(0, 0, (3, 5), 1, 1, 1, 1, 4, 8, 4, 0, "swish", "swish")
+    net = MixNetBlock(layer, 0.9, 1e-5, "custom")
+    randomize([net], seed=8)
+    net.set_train(True)
+    x = ms.Tensor(np.random.RandomState(9).normal(size=(16, 4, 24, 24)).astype(np.float32))
+    threads = kernel_threads()
+    try:
+        runs = []
+        for count in (1, 2, 3, 1, 2, 3):
+            set_kernel_threads(count)
+            runs.append(gradients(net, x))
+    finally:
+        set_kernel_threads(threads)
+    for run in runs[1:]:
+        for got, want in zip(run, runs[0]):
+            assert np.array_equal(got, want)
 
 
 def test_whole_network_custom_matches_split_in_eval_and_training() -> None:

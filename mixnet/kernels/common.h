@@ -22,6 +22,9 @@ namespace mixnet {
 
 typedef float v16 __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
+// A weight gradient is cut into at least this many work items (image ranges when there are few
+// groups), whatever the thread count, so its sums, and so training, are the same on any thread count.
+constexpr int64_t kGradItems = 32;
 
 enum Act { kNone = 0, kRelu = 1, kSwish = 2 };
 

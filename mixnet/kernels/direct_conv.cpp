@@ -306,17 +306,17 @@ inline void dot_accumulate(const float *a, const float *b, int64_t len, v16 &acc
 // Weight gradient into a zero-padded (Cout, cpg, kmax, kmax) tensor.
 // dw[o][i][t] = sum over images and output positions of dy_o * (tap t of the phases of x_i).
 // Item = (group, range of images): partial sums stay in vector registers across the images. With
-// enough groups one item covers all images and writes dw directly; otherwise each pool slot sums
-// into its own copy of dw and the copies are added at the end.
+// enough groups one item covers all images and writes dw directly; otherwise each range sums into
+// its own copy of dw and the copies are added in range order at the end, so the result does not
+// depend on which thread took which item.
 void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) {
   Pool &pool = Pool::instance();
   const int64_t kk = c.kmax * c.kmax, total = c.cout * c.cpg * kk;
-  const int64_t slots = pool.slots(), want = 4 * slots;
-  const int64_t chunks = c.groups >= want ? 1 : std::min(c.n, (want + c.groups - 1) / c.groups);
+  const int64_t chunks = c.groups >= kGradItems ? 1 : std::min(c.n, (kGradItems + c.groups - 1) / c.groups);
   const int64_t per_chunk = (c.n + chunks - 1) / chunks;
-  std::vector<float> acc(chunks > 1 ? slots * total : 0, 0.f);
+  std::vector<float> acc(chunks > 1 ? chunks * total : 0, 0.f);
   std::memset(dw, 0, sizeof(float) * total);
-  pool.run(c.groups * chunks, [&](int64_t item, int64_t slot) {
+  pool.run(c.groups * chunks, [&](int64_t item, int64_t) {
     const int64_t g = item / chunks, img0 = (item % chunks) * per_chunk, img1 = std::min(c.n, img0 + per_chunk);
     const int64_t k = c.k[g], o0 = (c.kmax - k) / 2, taps = c.cpg * k * k;
     const Plane pl(c.h, c.w, c.ho, c.wo, k, c.stride);
@@ -337,7 +337,7 @@ void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) 
         for (int64_t t = 0; t < taps; ++t) dot_accumulate(q, sc.src[t], pl.len, sums[ol * taps + t]);
       }
     }
-    float *out = chunks > 1 ? acc.data() + slot * total : dw;
+    float *out = chunks > 1 ? acc.data() + (item % chunks) * total : dw;
     for (int64_t ol = 0; ol < c.opg; ++ol) {
       const int64_t o = g * c.opg + ol;
       for (int64_t i = 0; i < c.cpg; ++i)
@@ -349,11 +349,11 @@ void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) 
             out[(o * c.cpg + i) * kk + (o0 + ky) * c.kmax + o0 + kx] += s;
           }
     }
-  }, slots);
+  });
   if (chunks > 1) {
     for (int64_t j = 0; j < total; ++j) {
       float s = 0.f;
-      for (int64_t t = 0; t < slots; ++t) s += acc[t * total + j];
+      for (int64_t t = 0; t < chunks; ++t) s += acc[t * total + j];
       dw[j] = s;
     }
   }

@@ -249,21 +249,21 @@ void outer_edge(int64_t rows, int64_t cols, const float *a, int64_t lda, int64_t
 }
 
 // dw[o][i] = sum over images and positions of dy[o] * x[i] within each group. Item = (group, 4 output
-// rows, 4 input columns, range of images); with several image ranges each pool slot sums into its
-// own copy of dw, added up at the end.
+// rows, 4 input columns, range of images); with several image ranges each range sums into its own
+// copy of dw, and the copies are added up in range order at the end, so the result does not depend
+// on which thread took which item.
 void grouped_weight_grad(const Grouped &g, const float *x, const float *dy, float *dw) {
   Pool &pool = Pool::instance();
   const int64_t ob = (g.opg + 3) / 4, ib = (g.cpg + 3) / 4, tiles = g.groups * ob * ib;
-  const int64_t slots = pool.slots(), want = 4 * slots;
-  const int64_t chunks = tiles >= want ? 1 : std::min(g.n, (want + tiles - 1) / tiles);
+  const int64_t chunks = tiles >= kGradItems ? 1 : std::min(g.n, (kGradItems + tiles - 1) / tiles);
   const int64_t per_chunk = (g.n + chunks - 1) / chunks, total = g.cout * g.cpg;
-  std::vector<float> acc(chunks > 1 ? slots * total : 0, 0.f);
+  std::vector<float> acc(chunks > 1 ? chunks * total : 0, 0.f);
   std::memset(dw, 0, sizeof(float) * total);
-  pool.run(tiles * chunks, [&](int64_t item, int64_t slot) {
+  pool.run(tiles * chunks, [&](int64_t item, int64_t) {
     const int64_t tile = item / chunks, chunk = item % chunks;
     const int64_t k = tile / (ob * ib), o0 = ((tile / ib) % ob) * 4, i0 = (tile % ib) * 4;
     const int64_t rows = std::min<int64_t>(4, g.opg - o0), cols = std::min<int64_t>(4, g.cpg - i0);
-    float *out = (chunks > 1 ? acc.data() + slot * total : dw) + (k * g.opg + o0) * g.cpg + i0;
+    float *out = (chunks > 1 ? acc.data() + chunk * total : dw) + (k * g.opg + o0) * g.cpg + i0;
     const int64_t img0 = chunk * per_chunk, images = std::min(g.n, img0 + per_chunk) - img0;
     if (images <= 0) return;
     const float *a = dy + (img0 * g.cout + k * g.opg + o0) * g.p;
@@ -273,11 +273,11 @@ void grouped_weight_grad(const Grouped &g, const float *x, const float *dy, floa
     } else {
       outer_edge(rows, cols, a, g.p, g.cout * g.p, b, g.p, g.cin * g.p, g.p, images, out, g.cpg);
     }
-  }, slots);
+  });
   if (chunks > 1) {
     for (int64_t j = 0; j < total; ++j) {
       float s = 0.f;
-      for (int64_t t = 0; t < slots; ++t) s += acc[t * total + j];
+      for (int64_t t = 0; t < chunks; ++t) s += acc[t * total + j];
       dw[j] = s;
     }
   }
