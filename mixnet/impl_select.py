@@ -118,10 +118,16 @@ def graph_mode() -> Iterator[None]:
 def measure(impls: tuple[str, ...], repeats: int = REPEATS) -> dict[str, float]:
     """Median seconds of forward + backward through the probe blocks, per implementation.
 
-    The probe runs in graph mode, as training does, whatever mode the caller is in.
+    The probe runs in graph mode, as training does, whatever mode the caller is in, and leaves
+    NumPy's global random state (from which MindSpore draws initial weights) as it found it, so a
+    network seeded before a first ``auto`` build gets the same weights as on any later build.
     """
-    with graph_mode():
-        return _measure(impls, repeats)
+    state = np.random.get_state()
+    try:
+        with graph_mode():
+            return _measure(impls, repeats)
+    finally:
+        np.random.set_state(state)
 
 
 def _measure(impls: tuple[str, ...], repeats: int) -> dict[str, float]:

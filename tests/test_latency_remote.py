@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import optuna
@@ -148,10 +149,14 @@ def test_two_searches_share_one_server(tmp_path: Path, digits_dir: Path) -> None
     url = queue_url("sqlite", tmp_path)
     server = start_server(url, tmp_path / "server_cache.sqlite")
     studies: dict[str, optuna.Study] = {}
+    errors: dict[str, str] = {}
 
     def search(name: str) -> None:
-        cfg = load_search_config(remote_config(tmp_path, digits_dir, url, name))
-        studies[name] = run_search(cfg, show_progress=False, train_fn=StubTrain())
+        try:
+            cfg = load_search_config(remote_config(tmp_path, digits_dir, url, name))
+            studies[name] = run_search(cfg, show_progress=False, train_fn=StubTrain())
+        except BaseException:  # reported below, with the server's log
+            errors[name] = traceback.format_exc()
 
     threads = [threading.Thread(target=search, args=(name,), daemon=True) for name in ("first", "second")]
     try:
@@ -161,7 +166,7 @@ def test_two_searches_share_one_server(tmp_path: Path, digits_dir: Path) -> None
             t.join(timeout=600)
     finally:
         err = stop(server)
-    assert set(studies) == {"first", "second"}, err
+    assert set(studies) == {"first", "second"}, (errors, err)
     rows = served_rows(url)
     for study in studies.values():
         assert len(completed(study)) == 4

@@ -46,6 +46,22 @@ def test_auto_measures_once_and_remembers(cache: Path, small_probes: None, monke
         impl_select.resolve_impl("auto")
 
 
+def test_measuring_leaves_the_initial_weights_alone(cache: Path, small_probes: None) -> None:
+    """A seeded network gets the same weights whether or not its build measured ``auto`` first."""
+    import mindspore as ms
+    import numpy as np
+
+    def seeded_weights(measure_first: bool) -> dict:
+        ms.set_seed(11)
+        if measure_first:
+            impl_select.measure(("split",), repeats=1)
+        net = create_model("mixnet_s", num_classes=10, mixconv_impl="split")
+        return {n: p.asnumpy() for n, p in net.parameters_and_names()}
+
+    plain, measured = seeded_weights(False), seeded_weights(True)
+    assert all(np.array_equal(plain[n], measured[n]) for n in plain)
+
+
 def test_unknown_impl_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="mixconv_impl 'fast' - allowed: auto, split, fused, custom"):
         create_model("mixnet_s", mixconv_impl="fast")

@@ -95,7 +95,7 @@ class LatencyQueue:
             self.engine = sa.create_engine(url, **kwargs)
             if url.startswith("sqlite:"):
                 sa.event.listen(self.engine, "connect", _sqlite_wal)
-            _META.create_all(self.engine, checkfirst=True)
+            _create_table(self.engine)
         except Exception as exc:  # noqa: BLE001 - any driver error means the queue cannot be reached
             raise UsageError(f"latency queue '{url}' cannot be opened: {first_line(exc)}") from None
 
@@ -224,6 +224,15 @@ class LatencyQueue:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+def _create_table(engine: sa.Engine) -> None:
+    """The request table, unless it exists; a process that created it at the same moment is no error."""
+    try:
+        _META.create_all(engine, checkfirst=True)
+    except sa.exc.DBAPIError:
+        if not sa.inspect(engine).has_table(TABLE):
+            raise
 
 
 def describe(target: LatencyTarget) -> str:
