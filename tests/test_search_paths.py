@@ -8,15 +8,16 @@ Proxy training is real in test_search.py; here a stand-in trainer gives each gen
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
-from conftest import ROOT
+from conftest import ROOT, assert_user_error, run_cli
 from search.config import load_search_config
-from search.latency import LatencyTable, LatencyTarget, build_lut
 from search.mnas import mnas_reward
 from search.runner import run_search
 from space import parse_genome, preset
@@ -161,11 +162,20 @@ def test_samplers_complete_the_search_without_duplicate_work(tmp_path: Path, dig
 
 @pytest.fixture(scope="module")
 def tiny_lut(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LUT of the tiny space (ONNX Runtime, CPU, 32 px; one pass, 2 calibration genomes)."""
-    path = tmp_path_factory.mktemp("lut") / "tiny_lut.csv"
-    build_lut(TINY_SPACE, LatencyTarget(backend="onnxruntime", device="CPU", resolution=32), path, progress=False,
-              warmup=2, repeats=10, calibrate=2, passes=1)
-    return path
+    """A LUT of the tiny space built by ``search.py lut build`` (ONNX Runtime, CPU, 32 px, 2 calibration genomes)."""
+    folder = tmp_path_factory.mktemp("lut")
+    proc = run_cli("lut", "build", "--space", str(DATA / "tiny_space.yaml"), "--backend", "onnxruntime",
+                   "--resolution", "32", "--warmup", "2", "--repeats", "10", "--calibrate", "2",
+                   "--cache", str(folder / "cache.sqlite"), "--out", str(folder / "tiny_lut.csv"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return folder / "tiny_lut.csv"
+
+
+def lut_predict(lut: Path, genome: str) -> float:
+    """``search.py lut predict --json``'s milliseconds for ``genome``."""
+    proc = run_cli("lut", "predict", "--lut", str(lut), "--json", genome)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return float(json.loads(proc.stdout)["predicted_ms"])
 
 
 def test_search_with_lut_latency_records_the_lut_prediction(tmp_path: Path, digits_dir: Path,
@@ -178,17 +188,29 @@ def test_search_with_lut_latency_records_the_lut_prediction(tmp_path: Path, digi
                          latency={"source": "lut", "lut": str(tiny_lut), "backend": "onnxruntime", "device": "CPU",
                                   "resolution": 32})
     study = run_search(load_search_config(config), show_progress=False, train_fn=train)
-    table = LatencyTable.load(tiny_lut)
     done = completed(study)
     assert len(done) == 5 and len({t.user_attrs["genome_key"] for t in done}) >= 2
+    predicted = {g: lut_predict(tiny_lut, g) for g in {t.user_attrs["genome"] for t in done}}
     for t in done:
         genome = parse_genome(t.user_attrs["genome"])
         assert genome.num_classes == TINY_SPACE.skeleton.num_classes == 10 and TINY_SPACE.contains(genome)
-        assert t.user_attrs["latency_ms"] == pytest.approx(table.predict(genome))
-        assert t.values[1] == pytest.approx(table.predict(genome))
+        assert t.user_attrs["latency_ms"] == pytest.approx(predicted[t.user_attrs["genome"]], rel=1e-3)
+        assert t.values[1] == t.user_attrs["latency_ms"]
     assert parse_genome(study.trials[0].user_attrs["genome"]) == TINY_SPACE.skeleton
     # training saw the proxy's 5 classes
     assert train.genomes and all(g.num_classes == 5 for g in train.genomes)
+
+
+def test_lut_of_another_space_stops_the_search_before_any_work(tmp_path: Path, tiny_lut: Path) -> None:
+    out = tmp_path / "out"
+    config = tmp_path / "search.yaml"
+    config.write_text(yaml.safe_dump({
+        "space": "configs/space/mixnet_s.yaml", "out": str(out), "trials": 2,
+        "data": {"data_dir": str(tmp_path / "digits")},
+        "latency": {"source": "lut", "lut": str(tiny_lut), "backend": "onnxruntime", "resolution": 32}}))
+    proc = run_cli("run", "--config", str(config))
+    assert_user_error(proc, "latency.lut", "built for space")
+    assert not out.exists() and not (tmp_path / "digits").exists()
 
 
 def test_shipped_search_configs_load_and_validate() -> None:
