@@ -18,6 +18,7 @@ import yaml
 
 from conftest import ROOT, assert_user_error, run_cli
 from search.config import load_search_config
+from search.latency import LatencyCache
 from search.mnas import mnas_reward
 from search.runner import run_search
 from space import parse_genome, preset
@@ -246,3 +247,24 @@ def test_shipped_search_configs_load_and_validate() -> None:
     recipe = load_config(ROOT / "configs" / "train" / "mixnet_s.yaml").to_dict()
     overridden = set(imagenet.proxy["overrides"])
     assert {k: v for k, v in proxy.to_dict().items() if k not in overridden and recipe[k] != v} == {}
+
+
+def test_search_reads_imported_mindir_results_from_its_cache(tmp_path: Path, digits_dir: Path) -> None:
+    """``mindir export``, ``measure`` (here with --device CPU), ``import``: the search times nothing."""
+    skeleton = TINY_SPACE.skeleton.to_string()
+    steps = [("mindir", "export", skeleton, "--resolution", "32", "--out", str(tmp_path / "m"), "--no-progress"),
+             ("mindir", "measure", str(tmp_path / "m"), "--device", "CPU", "--warmup", "2", "--repeats", "10",
+              "--min-span", "0", "--out", str(tmp_path / "r.csv"), "--no-progress"),
+             ("mindir", "import", str(tmp_path / "r.csv"), "--cache", str(tmp_path / "cache.sqlite"),
+              "--warmup", "2", "--repeats", "10")]
+    for args in steps:
+        proc = run_cli(*args)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {row["genome_key"]: row["median_ms"] for row in LatencyCache(tmp_path / "cache.sqlite")}
+    config = tiny_config(tmp_path, digits_dir, trials=1,
+                         latency={"backend": "mindir", "device": "CPU", "resolution": 32, "warmup": 2,
+                                  "repeats": 10, "cache": str(tmp_path / "cache.sqlite")})
+    study = run_search(load_search_config(config), show_progress=False, train_fn=StubTrain())
+    (trial,) = completed(study)
+    assert trial.user_attrs["latency_ms"] == imported[TINY_SPACE.skeleton.key()]
+    assert len(LatencyCache(tmp_path / "cache.sqlite")) == 1
