@@ -144,10 +144,14 @@ class Evaluator:
 
 
 def is_surplus(trial: optuna.Trial, target: int) -> bool:
-    """True when finished trials plus earlier running ones (of live workers) already reach ``target``."""
+    """True when finished trials plus earlier running ones already reach ``target``.
+
+    An earlier running trial counts unless its worker is known to be dead: one that has not yet
+    named its worker was created a moment ago by a live process.
+    """
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
     others = trial.study.get_trials(deepcopy=False, states=states)
     done = sum(1 for t in others if t.state == optuna.trial.TrialState.COMPLETE)
     earlier = sum(1 for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number
-                  and "worker" in t.user_attrs and is_alive(t.user_attrs["worker"]))
+                  and ("worker" not in t.user_attrs or is_alive(t.user_attrs["worker"])))
     return done + earlier >= target
