@@ -18,13 +18,12 @@ def latency_target(cfg: SearchConfig) -> Any:
     ``mindir`` on a device this host lacks is allowed: the search then reads results imported
     with ``search.py mindir import`` from its latency cache, and a genome without one fails its trial.
     """
-    from .latency.target import check_available
+    from .latency.target import absent_but_importable
     target = latency_target_of(cfg.latency)
     try:
-        check_available(target)
+        absent_but_importable(target)
     except UsageError as exc:
-        if target.backend != "mindir":
-            raise UsageError(f"{cfg.source}: latency: {exc}") from None
+        raise UsageError(f"{cfg.source}: latency: {exc}") from None
     return target
 
 

@@ -20,7 +20,7 @@ from .device_turns import DeviceTurns
 from .environment import env_key, environment
 from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, Runner, check_protocol,
                        quietest, time_runs)
-from .target import LatencyTarget, check_available, network_impl, validate_target
+from .target import LatencyTarget, absent_but_importable, check_available, network_impl, validate_target
 
 
 def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> Runner:
@@ -126,10 +126,7 @@ def measure_latency(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT
     """
     validate_target(target)
     check_protocol(warmup, repeats, min_span_s)
-    try:
-        check_available(target)
-    except UsageError as absent:
-        if target.backend != "mindir":
-            raise
+    absent = absent_but_importable(target)
+    if absent is not None:
         return imported_result(genome, target, cache, absent, repeats)
     return measure_genomes([genome], target, warmup, repeats, cache, min_span_s=min_span_s)[0]

@@ -84,6 +84,18 @@ def check_available(target: LatencyTarget) -> None:
                              f"device(s): 0..{count - 1}")
 
 
+def absent_but_importable(target: LatencyTarget) -> "UsageError | None":
+    """None when ``target`` can be measured here; the absence error when only results imported from
+    a device host can answer it (``mindir`` on a device this host lacks); else raise that error."""
+    try:
+        check_available(target)
+    except UsageError as absent:
+        if target.backend != "mindir":
+            raise
+        return absent
+    return None
+
+
 def check_target(target: LatencyTarget) -> None:
     """Raise UsageError for an unknown backend/device, an absent device or a missing onnxruntime."""
     validate_target(target)
