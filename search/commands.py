@@ -1,4 +1,4 @@
-"""``search.py run``, ``report`` and ``export``."""
+"""``search.py run``, ``report``, ``proxy check``, ``verify`` and ``export``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, help="study name")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=report)
+
+    proxy = sub.add_parser("proxy", help="accuracy proxy: check its fidelity",
+                           description="Measure how well a search config's accuracy proxy ranks genomes.")
+    actions = proxy.add_subparsers(dest="proxy_command", metavar="ACTION", required=True, parser_class=type(proxy))
+    c = actions.add_parser("check", help="train genomes with the proxy at seeds and with the reference recipe",
+                           description="Train MixNet-S and genomes sampled from the space K times with the proxy "
+                           "and with the reference recipe; report seed-to-seed Kendall tau, run noise against the "
+                           "spread between genomes, and proxy-vs-reference Kendall tau, Spearman rho and top-third "
+                           "overlap. Resumable: finished trainings are kept in OUT/runs.csv.")
+    c.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    c.add_argument("--genomes", type=int, default=12, help="genomes, MixNet-S included (default 12)")
+    c.add_argument("--genome", action="append", metavar="SPEC",
+                   help="check these genomes instead of sampled ones (repeat; a genome given twice is "
+                   "trained at fresh seeds for each copy)")
+    c.add_argument("--seeds", type=int, default=2, help="proxy trainings per genome, paired seeds (default 2)")
+    c.add_argument("--reference", help="reference recipe YAML (default: verify.config, else the proxy's "
+                   "recipe trained verify.epochs_factor times longer)")
+    c.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sampled genomes (default 0)")
+    c.add_argument("--out", help="output folder (default OUT/proxy_check of the config)")
+    c.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_proxy_check)
+
+    v = sub.add_parser("verify", help="retrain the Pareto front and MixNet-S with the reference recipe",
+                       description="Retrain the study's Pareto front and MixNet-S with the reference recipe at K "
+                       "seeds (resumable) and write OUT/verified.csv and OUT/verified.png.")
+    v.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    v.add_argument("--seeds", type=int, help="trainings per genome (default verify.seeds)")
+    v.add_argument("--reference", help="reference recipe YAML (default as in 'proxy check')")
+    v.add_argument("--storage", help="storage URL of the study (default the config's)")
+    v.add_argument("--study", help="study name (default the config's)")
+    v.add_argument("--out", help="output folder (default the config's out)")
+    v.add_argument("--json", action="store_true", help="print the table as JSON records")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=run_verify)
 
     p = sub.add_parser("export", help="export a genome (optionally with weights) to MindIR or ONNX")
     p.add_argument("spec", help="preset, one-line genome or genome file")
@@ -81,6 +117,34 @@ def report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     front = write_outputs(study, out, objectives)
     print(summary(trials_frame(study), front, out))
+    return 0
+
+
+def run_proxy_check(args: argparse.Namespace) -> int:
+    """Check a config's accuracy proxy and print (or emit as JSON) the report."""
+    import json
+
+    from space import parse_genome
+
+    from .config import load_search_config
+    from .proxy_check import describe, proxy_check
+    cfg = load_search_config(args.config)
+    explicit = [parse_genome(spec) for spec in args.genome] if args.genome else None
+    report = proxy_check(cfg, genomes=args.genomes, seeds=args.seeds, reference=args.reference,
+                         reference_seeds=args.reference_seeds, seed=args.seed, explicit=explicit,
+                         out=Path(args.out) if args.out else None, progress=not args.no_progress)
+    print(json.dumps(report) if args.json else describe(report))
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Retrain the front and MixNet-S with the reference recipe and print the table."""
+    from .config import load_search_config
+    from .verify import describe, verify
+    cfg = load_search_config(args.config, {"storage": args.storage, "study": args.study})
+    table = verify(cfg, seeds=args.seeds, reference=args.reference, out=Path(args.out) if args.out else None,
+                   progress=not args.no_progress)
+    print(table.to_json(orient="records") if args.json else describe(table))
     return 0
 
 

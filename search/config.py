@@ -11,18 +11,20 @@ import yaml
 
 from space.codecs.document import unknown_key_error
 from space.errors import UsageError
+from trainer.bundled import DATASETS as BUNDLED
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 MODES = ("pareto", "mnas")
 METRICS = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "madds": "minimize"}
 LATENCY_SOURCES = ("measured", "lut", "remote")
-DATASETS = ("digits", "imagefolder")
+DATASETS = (*BUNDLED, "imagefolder")
 
 DEFAULTS: dict[str, Any] = {
     "space": "configs/space/mixnet_s.yaml",
     "data": {"dataset": "digits", "data_dir": "runs/data/digits", "size": 32, "classes": None,
              "images_per_class": None, "holdout": 0.2, "seed": 0},
-    "proxy": {"config": "configs/train/digits.yaml", "overrides": {}},
+    "proxy": {"config": "configs/train/digits.yaml", "overrides": {}, "seeds": 1},
+    "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3},
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
                 "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0,
                 "threads": None,
@@ -188,12 +190,21 @@ def _check_mnas(mnas: dict[str, Any], source: str, needed: bool) -> None:
     _check_bool(mnas["hard"], f"{source}: mnas.hard")
 
 
+def _check_verify(verify: dict[str, Any], source: str) -> None:
+    """Raise a UsageError for a bad ``verify`` value (the reference recipe file is checked when it is read)."""
+    _check_text(verify["config"], f"{source}: verify.config", nullable=True)
+    _check_int(verify["seeds"], f"{source}: verify.seeds", 1)
+    _check_int(verify["epochs_factor"], f"{source}: verify.epochs_factor", 1)
+
+
 def validate(doc: dict, source: str) -> None:
     """Raise a UsageError naming the first value that is not allowed; nothing is read or written."""
     from .storage import check_storage_url, is_journal
     _check_text(doc["space"], f"{source}: space")
     _check_text(doc["out"], f"{source}: out")
     _check_text(doc["proxy"]["config"], f"{source}: proxy.config")
+    _check_int(doc["proxy"]["seeds"], f"{source}: proxy.seeds", 1)
+    _check_verify(doc["verify"], source)
     _check_bool(doc["baseline"], f"{source}: baseline")
     _check_choice(doc["mode"], MODES, f"{source}: mode")
     _check_choice(doc["sampler"], SAMPLERS, f"{source}: sampler")

@@ -19,7 +19,9 @@ from space.search_space import SearchSpace
 
 from .config import SearchConfig
 from .mnas import mnas_reward
+from .fidelity import accuracy_se, binomial_se
 from .proxy_data import ProxyData
+from .targets import seeded, trained_network
 from .twins import find_twin, reuse_twin
 from .workers import is_alive
 
@@ -86,8 +88,7 @@ class Evaluator:
 
     def proxy_genome(self, genome: Genome) -> Genome:
         """The network proxy training builds for ``genome``: the proxy's classes and the recipe's width."""
-        width = self.train_cfg.width
-        return genome.with_changes(num_classes=self.proxy.num_classes, **({"width": width} if width else {}))
+        return trained_network(genome, self.train_cfg, self.proxy.num_classes)
 
     def evaluate(self, trial: optuna.Trial, genome: Genome, key: str) -> "Evaluation | float | tuple[float, ...]":
         """Cost model and latency of the deployed ``genome``, budgets, then (if feasible) proxy training.
@@ -120,27 +121,48 @@ class Evaluator:
         return ev
 
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
-        """Proxy-train ``genome`` (the recipe may narrow it with ``width``); held-out top-1 as a fraction."""
+        """Proxy-train ``genome`` once per proxy seed (the same seeds for every genome); the mean held-out
+        top-1 as a fraction, with its standard error and the per-seed values stored on the trial."""
+        recipes = seeded(self.train_cfg, self.cfg.proxy["seeds"])
         epochs = int(self.train_cfg.epoch_size)
+        total = epochs * len(recipes)
         trial.set_user_attr("stage", "training")
-        trial.set_user_attr("epochs", epochs)
+        trial.set_user_attr("epochs", total)
+        per_seed: list[float] = []
+        seconds = rate = 0.0
+        for run, recipe in enumerate(recipes):
+            result = self.train_fn(recipe, genome, on_epoch=self.epoch_hook(trial, ev, run * epochs, total),
+                                   progress=False, save_checkpoints=False, device_turn=self.device_turn)
+            per_seed.append(float(result.final_top1) / 100.0)
+            seconds += float(result.seconds)
+            rate += float(result.images_per_second) / len(recipes)
+        n = self.proxy.n_holdout
+        trial.set_user_attr("accuracy_seeds", [round(a, 6) for a in per_seed])
+        trial.set_user_attr("proxy_seeds", [int(r.seed) for r in recipes])
+        trial.set_user_attr("holdout_images", n)
+        trial.set_user_attr("accuracy_se", round(accuracy_se(per_seed, n), 6))
+        trial.set_user_attr("accuracy_se_binomial", round(binomial_se(sum(per_seed) / len(per_seed), n), 6))
+        trial.set_user_attr("train_seconds", round(seconds, 2))
+        trial.set_user_attr("images_per_second", round(rate, 2))
+        return sum(per_seed) / len(per_seed)
+
+    def epoch_hook(self, trial: optuna.Trial, ev: Evaluation, done_before: int,
+                   total: int) -> Callable[[int, dict], None]:
+        """The trainer's per-epoch callback of one proxy run that starts after ``done_before`` epochs."""
 
         def on_epoch(epoch: int, metrics: dict) -> None:
             """Report progress (also in the storage, for other processes); in mnas mode let the pruner
             stop a poor trial."""
-            trial.set_user_attr("epochs_done", epoch + 1)
+            step = done_before + epoch
+            trial.set_user_attr("epochs_done", step + 1)
             if self.on_epoch is not None:
-                self.on_epoch(epoch + 1, epochs)
+                self.on_epoch(step + 1, total)
             if self.cfg.mode == "mnas":
-                trial.report(mnas_reward(metrics["top1"] / 100.0, ev.latency_ms, **self.cfg.mnas), epoch)
+                trial.report(mnas_reward(metrics["top1"] / 100.0, ev.latency_ms, **self.cfg.mnas), step)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+                    raise optuna.TrialPruned(f"pruned after epoch {step + 1}")
 
-        result = self.train_fn(self.train_cfg, genome, on_epoch=on_epoch, progress=False,
-                               save_checkpoints=False, device_turn=self.device_turn)
-        trial.set_user_attr("train_seconds", round(float(result.seconds), 2))
-        trial.set_user_attr("images_per_second", round(float(result.images_per_second), 2))
-        return float(result.final_top1) / 100.0
+        return on_epoch
 
 
 def is_surplus(trial: optuna.Trial, target: int) -> bool:

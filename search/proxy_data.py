@@ -92,9 +92,9 @@ def _write_tree(plan: dict[str, dict[str, list[str]]], root: Path, manifest: dic
 def prepare_proxy_data(data: dict[str, Any], out_dir: Path) -> ProxyData:
     """Make (or reuse) ``out_dir/proxy_data`` for the ``data`` section of a search config."""
     data_dir = Path(data["data_dir"])
-    if data["dataset"] == "digits":
-        from trainer.digits import write_digits
-        write_digits(data_dir, size=data["size"])
+    if data["dataset"] != "imagefolder":
+        from trainer.bundled import write_dataset
+        write_dataset(data["dataset"], data_dir, size=data["size"])
     files = _class_files(data_dir / "train")
     plan = _plan(files, data)
     digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]

@@ -14,9 +14,11 @@ import pandas as pd
 from space import parse_genome
 from space.codecs import genome_to_yaml
 
+from .fidelity import BEYOND_NOISE_Z, paired_difference, verdict
 from .filelock import file_lock
 
-COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "latency_ms", "params", "madds",
+COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se", "accuracy_seeds", "holdout_images",
+           "latency_ms", "params", "madds",
            "feasible", "baseline", "reused_from", "train_seconds", "latency_seconds", "duration_s", "worker",
            "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
@@ -33,6 +35,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             if t.datetime_complete and t.datetime_start else None
         rows.append({"number": t.number, "state": t.state.name, "genome": a["genome"],
                      "genome_key": a.get("genome_key"), "accuracy": a.get("accuracy"),
+                     "accuracy_se": a.get("accuracy_se"), "accuracy_seeds": a.get("accuracy_seeds"),
+                     "holdout_images": a.get("holdout_images"),
                      "latency_ms": a.get("latency_ms"), "params": a.get("params"), "madds": a.get("madds"),
                      "feasible": a.get("feasible"), "baseline": bool(a.get("baseline", False)),
                      "reused_from": a.get("reused_from"), "train_seconds": a.get("train_seconds"),
@@ -63,6 +67,11 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _error_bar(rows: pd.DataFrame) -> np.ndarray:
+    """One standard error of each row's accuracy, in points (0 where a trial has none)."""
+    return rows.accuracy_se.fillna(0.0).to_numpy(dtype=float) * 100
+
+
 def plot_front(frame: pd.DataFrame, front: pd.DataFrame, path: Path, title: str) -> None:
     """All trials, the front and the baseline on accuracy vs latency; written atomically."""
     import matplotlib
@@ -72,16 +81,18 @@ def plot_front(frame: pd.DataFrame, front: pd.DataFrame, path: Path, title: str)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     feasible = done[done.feasible == True]  # noqa: E712 - pandas mask
     infeasible = done[done.feasible == False]  # noqa: E712 - pandas mask
-    ax.scatter(feasible.latency_ms, feasible.accuracy * 100, s=22, c="tab:blue", alpha=0.6, label="trials")
+    ax.errorbar(feasible.latency_ms, feasible.accuracy * 100, yerr=_error_bar(feasible), fmt="o", ms=4,
+                c="tab:blue", alpha=0.6, elinewidth=1, capsize=2, label="trials (+-1 s.e.)")
     if not infeasible.empty:
         ax.scatter(infeasible.latency_ms, infeasible.accuracy * 100, s=22, c="tab:gray", marker="x",
                    label="over budget (not trained)")
     if not front.empty:
-        ax.plot(front.latency_ms, front.accuracy * 100, "-o", c="tab:orange", ms=6, label="Pareto front")
+        ax.errorbar(front.latency_ms, front.accuracy * 100, yerr=_error_bar(front), fmt="-o", c="tab:orange",
+                    ms=6, capsize=3, label="Pareto front")
     base = done[done.baseline]
     if not base.empty:
-        ax.scatter(base.latency_ms, base.accuracy * 100, s=160, marker="*", c="tab:red", zorder=5,
-                   label="MixNet-S (baseline)")
+        ax.errorbar(base.latency_ms, base.accuracy * 100, yerr=_error_bar(base), fmt="*", ms=14, c="tab:red",
+                    capsize=3, zorder=5, label="MixNet-S (baseline)")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("held-out top-1 (%)")
     ax.set_title(title)
@@ -124,21 +135,61 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> 
     return front
 
 
+def seeds_of(row: "pd.Series | tuple") -> list[float]:
+    """A trial's per-seed held-out accuracies (its single accuracy for trials stored without them)."""
+    seeds = getattr(row, "accuracy_seeds", None)
+    return list(seeds) if isinstance(seeds, (list, tuple)) and seeds else [float(row.accuracy)]
+
+
+def against_baseline(row: "pd.Series | tuple", base: "pd.Series | tuple") -> tuple[float, float, str]:
+    """Paired difference from the baseline in points, its standard error, and the verdict."""
+    n = int(getattr(base, "holdout_images", 0) or getattr(row, "holdout_images", 0) or 0)
+    a, b = seeds_of(row), seeds_of(base)
+    if len(a) != len(b):
+        a, b = [float(np.mean(a))], [float(np.mean(b))]
+    diff, se = paired_difference(a, b, n)
+    return 100 * diff, 100 * se, verdict(diff, se)
+
+
 def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
-    """The terminal summary: counts, the front, the baseline and how to train a point."""
+    """The terminal summary: counts, the front with error bars and a verdict against the baseline, and
+    how to train a point."""
     done = frame[frame.state == "COMPLETE"]
     lines = [f"{len(done)} finished trials ({int((done.reused_from.notna()).sum())} reused, "
              f"{int((done.feasible == False).sum())} over budget); outputs in {out_dir}"]  # noqa: E712
-    lines.append(f"{'trial':>6} {'top-1':>7} {'latency ms':>11} {'params':>10} {'MAdds':>8}  note")
+    lines.append(f"{'trial':>6} {'top-1 +- s.e.':>15} {'latency ms':>11} {'params':>10} {'MAdds':>8}  "
+                 f"{'vs MixNet-S (points)':>22}  note")
     base = done[done.baseline]
+    baseline = next(base.itertuples()) if not base.empty else None
     shown = pd.concat([front, base[~base.number.isin(front.number)]])
+    verdicts: dict[str, list[int]] = {"better": [], "worse": [], "indistinguishable": []}
     for row in shown.itertuples():
         note = ("MixNet-S (baseline)" if row.baseline else "") + (" Pareto" if row.number in set(front.number) else "")
-        lines.append(f"{row.number:>6} {row.accuracy * 100:>6.2f}% {row.latency_ms:>11.2f} "
-                     f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {note.strip()}")
+        se = row.accuracy_se if row.accuracy_se == row.accuracy_se and row.accuracy_se is not None else 0.0
+        versus = ""
+        if baseline is not None and not row.baseline:
+            diff, diff_se, word = against_baseline(row, baseline)
+            verdicts[word].append(row.number)
+            versus = f"{diff:+.1f} +- {diff_se:.1f} {word[:5] if word != 'indistinguishable' else 'same'}"
+        lines.append(f"{row.number:>6} {row.accuracy * 100:>7.2f} +- {se * 100:4.1f} {row.latency_ms:>11.2f} "
+                     f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {versus:>22}  {note.strip()}")
+    if baseline is not None and len(shown) > 1:
+        lines.append(verdict_line(verdicts, len(seeds_of(baseline))))
     if not front.empty:
         first = front.iloc[0]
         lines.append("train a Pareto genome on ImageNet with MindCV's recipe:")
         lines.append(f"  python search.py train --config {TRAIN_CONFIG} --genome "
                      f"{out_dir / 'best' / f'trial_{int(first.number):04d}.yaml'} --data_dir /path/to/imagenet")
     return "\n".join(lines)
+
+
+def verdict_line(verdicts: dict[str, list[int]], seeds: int) -> str:
+    """One sentence: which front genomes beat MixNet-S beyond noise, which are worse, which cannot be told apart."""
+    def trials(numbers: list[int]) -> str:
+        return ", ".join(map(str, numbers)) if numbers else "none"
+    line = (f"against MixNet-S (beyond {BEYOND_NOISE_Z:g} s.e.): more accurate: trials {trials(verdicts['better'])}; "
+            f"less accurate: {trials(verdicts['worse'])}; indistinguishable: {trials(verdicts['indistinguishable'])}")
+    if seeds < 2:
+        line += ("\n  (one proxy seed per genome: the errors hold only the held-out sampling error, not the "
+                 "training noise - set proxy.seeds >= 2, and see 'search.py proxy check')")
+    return line

@@ -92,17 +92,67 @@ def training_turns(cfg: SearchConfig) -> "Callable[[], Any] | None":
     return DeviceTurns.on(lat["device"], lat["device_id"]).work
 
 
+def _split_overrides(cfg: SearchConfig, proxy: "ProxyData | None", folder: str) -> dict[str, Any]:
+    """The overrides that point a recipe at the proxy split (train on ``train``, score on ``holdout``)."""
+    overrides: dict[str, Any] = {"train_split": "train", "val_split": "holdout",
+                                 "ckpt_save_dir": str(cfg.out_dir / folder)}
+    if proxy is not None:
+        overrides.update(data_dir=str(proxy.root), num_classes=proxy.num_classes)
+    return overrides
+
+
 def proxy_train_config(cfg: SearchConfig, proxy: "ProxyData | None" = None) -> Any:
     """The training config of a proxy run: the recipe file plus overrides, on the proxy split.
 
     Without ``proxy`` the recipe is only checked (its data settings are filled in later).
     """
     from trainer.config import load_config
-    overrides = dict(cfg.proxy["overrides"])
-    overrides.update(train_split="train", val_split="holdout", ckpt_save_dir=str(cfg.out_dir / "proxy_ckpt"))
-    if proxy is not None:
-        overrides.update(data_dir=str(proxy.root), num_classes=proxy.num_classes)
+    overrides = dict(cfg.proxy["overrides"], **_split_overrides(cfg, proxy, "proxy_ckpt"))
     try:
         return load_config(cfg.proxy["config"], overrides)
     except UsageError as exc:
         raise UsageError(f"{cfg.source}: proxy: {exc}") from None
+
+
+def reference_train_config(cfg: SearchConfig, proxy: "ProxyData | None" = None,
+                           recipe: "str | None" = None) -> Any:
+    """The reference recipe the proxy stands for (``proxy check``, ``verify``), on the proxy split.
+
+    ``recipe`` (or ``verify.config``) names a recipe file, used with ``verify.overrides``; without
+    one it is the proxy's own recipe trained ``verify.epochs_factor`` times longer (epochs and any
+    decay epochs scaled), then ``verify.overrides``.
+    """
+    from pathlib import Path
+
+    from trainer.config import load_config
+    recipe = recipe or cfg.verify["config"]
+    where = f"{cfg.source}: reference recipe"
+    if recipe is not None:
+        if not Path(recipe).is_file():
+            raise UsageError(f"{where} '{recipe}' not found")
+        path, overrides = recipe, dict(cfg.verify["overrides"])
+    else:
+        base = proxy_train_config(cfg)
+        factor = cfg.verify["epochs_factor"]
+        longer = {"epoch_size": base.epoch_size * factor}
+        if base.decay_epochs is not None:
+            longer["decay_epochs"] = base.decay_epochs * factor
+        path, overrides = cfg.proxy["config"], {**cfg.proxy["overrides"], **longer, **cfg.verify["overrides"]}
+    overrides.update(_split_overrides(cfg, proxy, "reference_ckpt"))
+    try:
+        return load_config(path, overrides)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def seeded(train_cfg: Any, seeds: int) -> list[Any]:
+    """``seeds`` copies of a recipe at seeds ``seed``, ``seed + 1``, ...: the same set for every genome,
+    so comparisons between genomes are paired by seed."""
+    return [train_cfg.replace(seed=train_cfg.seed + i) for i in range(seeds)]
+
+
+def trained_network(genome: Genome, train_cfg: Any, num_classes: int) -> Genome:
+    """The network a proxy or reference run builds for the deployed ``genome``: the proxy data's
+    classes and the recipe's width."""
+    width = train_cfg.width
+    return genome.with_changes(num_classes=num_classes, **({"width": width} if width else {}))

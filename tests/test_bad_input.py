@@ -24,7 +24,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_yaml.write_text("epoch_size: [1,\n")
     empty = root / "empty"
     (empty / "train").mkdir(parents=True)
-    from trainer.digits import write_digits
+    from trainer.bundled import write_digits
     digits = write_digits(root / "digits", size=16)
     return {"root": root, "not_ckpt": not_ckpt, "blocker": blocker, "bad_yaml": bad_yaml, "empty": empty,
             "digits": digits}

@@ -14,7 +14,8 @@ import pytest
 
 from conftest import assert_user_error, run_cli
 from search.latency import LatencyCache, LatencyTable
-from search.latency.accuracy import check_lut, kendall_tau, scores
+from search.latency.accuracy import check_lut, scores
+from search.ranking import kendall_tau
 from search.latency.lut import fit_correction
 from search.latency.lut_build import calibration_genomes, extreme_genomes
 from space import parse_genome

@@ -53,7 +53,7 @@ def tiny_config(tmp_path: Path, digits_dir: Path, space: str = "tiny_space.yaml"
 @pytest.fixture(scope="module")
 def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The digits dataset as an ImageFolder tree (written once for the module)."""
-    from trainer.digits import write_digits
+    from trainer.bundled import write_digits
     return write_digits(tmp_path_factory.mktemp("digits") / "digits", size=32)
 
 

@@ -14,7 +14,7 @@ from space.errors import UsageError
 from trainer.augment import OPS, Policy, RandAugment, parse_policy
 from trainer.config import load_config
 from trainer.data import TrainData, check_same_classes, eval_batches, scan_split
-from trainer.digits import write_digits
+from trainer.bundled import write_digits
 from trainer.mixing import BatchMixer
 from trainer.transforms import SkipCounter
 

@@ -1,15 +1,15 @@
 """Training: MindCV's recipe keys, ImageFolder data, the loop (standalone or msrun), validation.
 
 ``train``, ``TrainResult`` and ``evaluate`` import MindSpore on first use, so reading a config or
-writing the digits stays light.
+writing a bundled dataset stays light.
 """
 
 from typing import Any
 
 from .config import TrainConfig, load_config
-from .digits import write_digits
+from .bundled import write_dataset, write_digits
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "load_config", "train", "write_digits"]
+__all__ = ["TrainConfig", "TrainResult", "evaluate", "load_config", "train", "write_dataset", "write_digits"]
 
 
 def __getattr__(name: str) -> Any:

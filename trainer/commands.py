@@ -1,4 +1,4 @@
-"""``search.py train``, ``search.py validate`` and ``search.py data digits``."""
+"""``search.py train``, ``search.py validate`` and ``search.py data DATASET``."""
 
 from __future__ import annotations
 
@@ -35,14 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=run_validate)
     strict(validate)
 
-    data = sub.add_parser("data", help="write an embedded dataset as an ImageFolder tree")
+    from .bundled import DATASETS
+    data = sub.add_parser("data", help="write a bundled dataset as an ImageFolder tree")
     kinds = data.add_subparsers(dest="dataset", metavar="DATASET", required=True, parser_class=type(data))
-    digits = kinds.add_parser("digits", help="scikit-learn's handwritten digits (1,797 scans, 10 classes)",
-                              description="Write scikit-learn's bundled digits as out/train and out/val "
-                              "(fixed stratified 80/20 split).")
-    digits.add_argument("--out", required=True, help="folder to create")
-    digits.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
-    digits.set_defaults(func=run_digits)
+    for name, bundled in DATASETS.items():
+        kind = kinds.add_parser(name, help=bundled.about,
+                                description=f"Write {bundled.about} as out/train and out/val "
+                                "(fixed stratified 80/20 split).")
+        kind.add_argument("--out", required=True, help="folder to create")
+        kind.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
+        kind.set_defaults(func=run_data)
 
 
 def add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -112,11 +114,11 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_digits(args: argparse.Namespace) -> int:
-    """Write the digits tree and say where."""
-    from .digits import write_digits
-    out = write_digits(args.out, size=args.size)
-    manifest = json.loads((out / "digits.json").read_text())
-    print(f"{out}: {manifest['train']} train + {manifest['val']} val images, 10 classes, "
+def run_data(args: argparse.Namespace) -> int:
+    """Write a bundled dataset's tree and say where."""
+    from .bundled import manifest_path, write_dataset
+    out = write_dataset(args.dataset, args.out, size=args.size)
+    manifest = json.loads(manifest_path(out, args.dataset).read_text())
+    print(f"{out}: {manifest['train']} train + {manifest['val']} val images, {manifest['classes']} classes, "
           f"{manifest['size']}x{manifest['size']} px")
     return 0

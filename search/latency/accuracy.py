@@ -8,6 +8,7 @@ import sys
 
 from space.genome import Genome
 
+from ..ranking import kendall_tau
 from .cache import LatencyCache
 from .lut import LatencyTable
 from .measure import measure_genomes
@@ -17,26 +18,6 @@ DEFAULT_CHECK_PASSES = 3
 
 HISTOGRAM_EDGES = (-10.0, -5.0, -2.0, 2.0, 5.0, 10.0)
 DEFAULT_CHECK_SEED = 1
-
-
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b rank correlation of two equally long sequences (ties handled)."""
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denom if denom else 0.0
 
 
 def histogram(errors_pct: list[float]) -> dict[str, int]:

@@ -1,0 +1,92 @@
+"""Training genomes with a recipe at given seeds, one CSV row per run: the runs behind ``proxy check``
+and ``verify``. Each finished run is written at once (atomically), so a re-run resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from tqdm import tqdm
+
+from space import Genome
+
+from .latency.atomic import write_atomic
+from .proxy_data import ProxyData
+from .targets import trained_network
+
+RUN_COLUMNS = ["genome_index", "role", "seed", "accuracy", "holdout_images", "train_seconds", "recipe",
+               "genome_key", "genome"]
+
+
+def recipe_digest(train_cfg: Any) -> str:
+    """A short hash of the settings that shape a run's weights, seed left out (it is a column)."""
+    settings = {k: v for k, v in train_cfg.run_settings().items() if k != "seed"}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: the deployed genome (its position in the check), a role and the seeded recipe."""
+
+    index: int
+    role: str
+    genome: Genome
+    recipe: Any
+
+    def key(self) -> tuple[str, str, int, str]:
+        """What identifies a finished run in the log."""
+        return (self.genome.key(), self.role, int(self.recipe.seed), recipe_digest(self.recipe))
+
+
+class RunLog:
+    """The CSV of finished runs; rows of other recipes are kept but never matched."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = pd.read_csv(path).to_dict("records") if path.is_file() else []
+
+    def find(self, run: Run) -> "dict[str, Any] | None":
+        """The logged row of ``run``, if it finished before."""
+        for row in self.rows:
+            if (row["genome_key"], row["role"], int(row["seed"]), row["recipe"]) == run.key():
+                return row
+        return None
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Append one finished run and rewrite the file atomically."""
+        self.rows.append(row)
+        write_atomic(self.path, pd.DataFrame(self.rows, columns=RUN_COLUMNS).to_csv(index=False))
+
+
+def train_runs(runs: list[Run], log: RunLog, proxy: ProxyData, train_fn: "Callable[..., Any] | None" = None,
+               progress: bool = True, desc: str = "training runs") -> pd.DataFrame:
+    """Train every run not yet in ``log`` (progress bar with rate and ETA); all rows of ``runs``."""
+    if train_fn is None:
+        from trainer import train as train_fn
+    pending = [r for r in runs if log.find(r) is None]
+    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc=desc, unit="run", dynamic_ncols=True,
+               disable=not progress)
+    try:
+        for run in pending:
+            bar.set_postfix_str(f"genome {run.index} {run.role} seed {run.recipe.seed}")
+            network = trained_network(run.genome, run.recipe, proxy.num_classes)
+            result = train_fn(run.recipe, network, progress=False, save_checkpoints=False)
+            key, role, seed, digest = run.key()
+            log.add({"genome_index": run.index, "role": role, "seed": seed,
+                     "accuracy": float(result.final_top1) / 100.0, "holdout_images": proxy.n_holdout,
+                     "train_seconds": round(float(result.seconds), 2), "recipe": digest, "genome_key": key,
+                     "genome": run.genome.to_string()})
+            bar.update()
+    finally:
+        bar.close()
+    return pd.DataFrame([dict(log.find(r), genome_index=r.index) for r in runs], columns=RUN_COLUMNS)
+
+
+def score_matrix(rows: pd.DataFrame, role: str, n_genomes: int) -> "Any":
+    """Top-1 in percent as a genomes x seeds array for one role (seeds in increasing order)."""
+    mine = rows[rows.role == role].sort_values(["genome_index", "seed"])
+    return (mine.accuracy.to_numpy(dtype=float) * 100).reshape(n_genomes, -1)

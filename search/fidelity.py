@@ -1,0 +1,93 @@
+"""How much an accuracy measurement can be trusted: standard errors, paired comparisons and the
+fidelity of a proxy (seed-to-seed agreement, noise against signal, agreement with a reference)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .ranking import kendall_tau, spearman_rho, top_overlap
+
+BEYOND_NOISE_Z = 2.0
+
+
+def binomial_se(accuracy: float, n_images: int) -> float:
+    """Standard error of a top-1 fraction scored on ``n_images`` held-out images."""
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / n_images) if n_images else math.nan
+
+
+def accuracy_se(per_seed: Sequence[float], n_images: int) -> float:
+    """Standard error of the mean top-1 over seeds.
+
+    The held-out images are the same for every seed, so their binomial sampling error does not
+    shrink with more seeds; the training noise (the spread between seeds) does, by sqrt(seeds).
+    With one seed only the binomial part is known.
+    """
+    mean = float(np.mean(per_seed))
+    var = binomial_se(mean, n_images) ** 2
+    if len(per_seed) > 1:
+        var += float(np.var(per_seed, ddof=1)) / len(per_seed)
+    return math.sqrt(var)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], n_images: int) -> tuple[float, float]:
+    """Mean and standard error of ``a - b`` for two genomes trained at the same seeds.
+
+    Pairing by seed takes the training noise from the spread of the per-seed differences; each
+    genome's binomial error on the held-out images is added.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = a - b
+    var = binomial_se(float(a.mean()), n_images) ** 2 + binomial_se(float(b.mean()), n_images) ** 2
+    if len(diff) > 1:
+        var += float(np.var(diff, ddof=1)) / len(diff)
+    return float(diff.mean()), math.sqrt(var)
+
+
+def verdict(diff: float, se: float, z: float = BEYOND_NOISE_Z) -> str:
+    """``better``/``worse`` when ``diff`` is beyond ``z`` standard errors, else ``indistinguishable``."""
+    if diff > z * se:
+        return "better"
+    if diff < -z * se:
+        return "worse"
+    return "indistinguishable"
+
+
+def seed_agreement(scores: np.ndarray) -> "float | None":
+    """Mean Kendall tau between the genome rankings of every pair of seeds (columns); None for one seed."""
+    pairs = list(itertools.combinations(range(scores.shape[1]), 2))
+    if not pairs:
+        return None
+    return float(np.mean([kendall_tau(list(scores[:, i]), list(scores[:, j])) for i, j in pairs]))
+
+
+def run_noise(scores: np.ndarray) -> "float | None":
+    """Pooled standard deviation between seeds of one genome (rows: genomes, columns: seeds)."""
+    if scores.shape[1] < 2:
+        return None
+    return float(math.sqrt(np.mean(np.var(scores, axis=1, ddof=1))))
+
+
+def noise_report(scores: np.ndarray) -> dict[str, "float | None"]:
+    """Seed agreement, run noise, spread between genomes of the seed mean, and their ratio (points)."""
+    noise = run_noise(scores)
+    spread = float(np.std(scores.mean(axis=1), ddof=1)) if scores.shape[0] > 1 else None
+    return {"seed_tau": seed_agreement(scores), "run_noise_sd": noise, "genome_spread_sd": spread,
+            "spread_to_noise": spread / noise if noise and spread is not None else None}
+
+
+def fidelity(proxy: np.ndarray, reference: np.ndarray) -> dict[str, "float | None"]:
+    """Fidelity of a proxy: rows are genomes, columns seeds, values top-1 in percent.
+
+    ``proxy`` noise and agreement, the same for ``reference``, and proxy-vs-reference rank
+    agreement of the seed means (Kendall tau, Spearman rho, overlap of the top thirds).
+    """
+    p_mean, r_mean = list(proxy.mean(axis=1)), list(reference.mean(axis=1))
+    return {"genomes": int(proxy.shape[0]), "proxy_seeds": int(proxy.shape[1]),
+            "reference_seeds": int(reference.shape[1]),
+            "proxy": noise_report(proxy), "reference": noise_report(reference),
+            "kendall_tau": kendall_tau(p_mean, r_mean), "spearman_rho": spearman_rho(p_mean, r_mean),
+            "top_third_overlap": top_overlap(p_mean, r_mean)}

@@ -1,0 +1,185 @@
+"""``proxy check``: how well the proxy ranks genomes, measured as ``lut check`` measures the LUT.
+
+MixNet-S (the space's skeleton) and genomes sampled from the space are trained with the proxy at
+K paired seeds and with the reference recipe (the longer training the proxy stands for); the
+report gives the proxy's seed-to-seed agreement, its noise against the spread between genomes, and
+its agreement with the reference. Outputs: ``runs.csv`` (one row per training, resumable),
+``genomes.csv``, ``report.json`` and ``proxy_check.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from space import Genome
+from space.cost import network_cost
+from space.errors import UsageError
+from space.search_space import SearchSpace
+
+from .accuracy_runs import Run, RunLog, score_matrix, train_runs
+from .config import SearchConfig
+from .fidelity import binomial_se, fidelity
+from .latency.atomic import check_output, write_atomic
+from .proxy_data import prepare_proxy_data
+from .targets import proxy_train_config, reference_train_config, seeded
+
+MIN_GENOMES = 3
+MAX_SAMPLING_TRIES = 1000
+
+
+def sampled_genomes(space: SearchSpace, n: int, seed: int) -> list[Genome]:
+    """The space's skeleton (MixNet-S for the default space) and ``n - 1`` other distinct random genomes."""
+    rng = random.Random(seed)
+    genomes = {space.skeleton.key(): space.skeleton}
+    for _ in range(MAX_SAMPLING_TRIES):
+        if len(genomes) == n:
+            break
+        g = space.random_genome(rng)
+        genomes.setdefault(g.key(), g)
+    if len(genomes) < n:
+        raise UsageError(f"--genomes {n} - the space '{space.name}' holds only {len(genomes)} distinct genomes")
+    return list(genomes.values())
+
+
+def check_counts(genomes: int, seeds: int, reference_seeds: int) -> None:
+    """Raise a UsageError for a count the check cannot work with."""
+    if genomes < MIN_GENOMES:
+        raise UsageError(f"--genomes {genomes} - must be an integer >= {MIN_GENOMES} (rank agreement needs "
+                         "at least three genomes)")
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds} - must be an integer >= 1 (2 or more measure the noise)")
+    if reference_seeds < 1:
+        raise UsageError(f"--reference-seeds {reference_seeds} - must be an integer >= 1")
+
+
+def plan_runs(genomes: list[Genome], proxy_recipe: Any, reference: Any, seeds: int,
+              reference_seeds: int) -> list[Run]:
+    """Proxy runs of every genome first, then reference runs; all genomes share one seed set.
+
+    A genome listed more than once is trained at fresh seeds for each copy, so copies of one
+    genome measure the noise floor (a check of genomes that differ only by seed).
+    """
+    copies: Counter[str] = Counter()
+    offsets = []
+    for g in genomes:
+        offsets.append(copies[g.key()])
+        copies[g.key()] += 1
+    runs = []
+    for role, recipe, k in (("proxy", proxy_recipe, seeds), ("reference", reference, reference_seeds)):
+        for i, (g, copy) in enumerate(zip(genomes, offsets)):
+            runs += [Run(i, role, g, r) for r in seeded(recipe.replace(seed=recipe.seed + copy * k), k)]
+    return runs
+
+
+def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference: "str | None" = None,
+                reference_seeds: int = 1, seed: int = 0, explicit: "list[Genome] | None" = None,
+                out: "Path | None" = None, progress: bool = True,
+                train_fn: "Callable[..., Any] | None" = None) -> dict[str, Any]:
+    """Run (or resume) the check of ``cfg``'s proxy; write its files and return the report.
+
+    Everything is checked before any training: counts, space, both recipes and the output folder.
+    """
+    n = len(explicit) if explicit else genomes
+    check_counts(n, seeds, reference_seeds)
+    space = SearchSpace.from_yaml(cfg.space)
+    chosen = list(explicit) if explicit else sampled_genomes(space, genomes, seed)
+    proxy_train_config(cfg)
+    reference_train_config(cfg, recipe=reference)
+    out = Path(out) if out is not None else cfg.out_dir / "proxy_check"
+    check_output(out / "runs.csv")
+    data = prepare_proxy_data(cfg.data, cfg.out_dir)
+    proxy_recipe, ref_recipe = proxy_train_config(cfg, data), reference_train_config(cfg, data, reference)
+    runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds)
+    rows = train_runs(runs, RunLog(out / "runs.csv"), data, train_fn, progress, desc="proxy check")
+    p, r = score_matrix(rows, "proxy", n), score_matrix(rows, "reference", n)
+    report = fidelity(p, r)
+    seconds = rows.groupby("role").train_seconds.mean()
+    report.update(config=cfg.source, seed=seed, holdout_images=data.n_holdout,
+                  binomial_se_points=100 * binomial_se(float(p.mean()) / 100, data.n_holdout),
+                  proxy_mean_top1=float(p.mean()), reference_mean_top1=float(r.mean()),
+                  seconds_per_proxy_trial=float(seconds["proxy"]) * seeds,
+                  seconds_per_proxy_run=float(seconds["proxy"]),
+                  seconds_per_reference_run=float(seconds["reference"]),
+                  proxy_epochs=int(proxy_recipe.epoch_size), reference_epochs=int(ref_recipe.epoch_size))
+    table = genome_table(chosen, p, r, space)
+    write_atomic(out / "genomes.csv", table.to_csv(index=False))
+    write_atomic(out / "report.json", json.dumps(report, indent=1))
+    plot_check(table, report, out / "proxy_check.png")
+    report["outputs"] = [str(out / f) for f in ("runs.csv", "genomes.csv", "report.json", "proxy_check.png")]
+    return report
+
+
+def genome_table(genomes: list[Genome], proxy: np.ndarray, reference: np.ndarray, space: SearchSpace) -> pd.DataFrame:
+    """One row per genome: proxy and reference mean, sd and per-seed top-1 (percent), params, MAdds."""
+    rows = []
+    for i, g in enumerate(genomes):
+        cost = network_cost(g, 224)
+        rows.append({"genome_index": i, "skeleton": g.key() == space.skeleton.key(),
+                     "proxy_mean": proxy[i].mean(), "proxy_sd": proxy[i].std(ddof=1) if proxy.shape[1] > 1 else None,
+                     "proxy_seeds": " ".join(f"{v:.2f}" for v in proxy[i]),
+                     "reference_mean": reference[i].mean(),
+                     "reference_sd": reference[i].std(ddof=1) if reference.shape[1] > 1 else None,
+                     "reference_seeds": " ".join(f"{v:.2f}" for v in reference[i]),
+                     "params": cost.params, "madds": cost.madds, "genome": g.to_string()})
+    return pd.DataFrame(rows)
+
+
+def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path) -> None:
+    """Proxy mean +- sd against reference mean +- sd, MixNet-S marked; written atomically."""
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.8), dpi=120)
+    xerr = table.reference_sd.fillna(0).to_numpy(dtype=float)
+    yerr = table.proxy_sd.fillna(0).to_numpy(dtype=float)
+    ax.errorbar(table.reference_mean, table.proxy_mean, xerr=xerr, yerr=yerr, fmt="o", c="tab:blue",
+                capsize=3, alpha=0.8, label="genomes (mean +- sd over seeds)")
+    base = table[table.skeleton]
+    if not base.empty:
+        ax.scatter(base.reference_mean, base.proxy_mean, s=180, marker="*", c="tab:red", zorder=5,
+                   label="MixNet-S")
+    for row in table.itertuples():
+        ax.annotate(str(row.genome_index), (row.reference_mean, row.proxy_mean), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    seed_tau = report["proxy"]["seed_tau"]
+    ax.set_title(f"proxy vs reference: Kendall tau {report['kendall_tau']:.2f}, seed-to-seed tau "
+                 + ("n/a" if seed_tau is None else f"{seed_tau:.2f}"), fontsize=10)
+    ax.set_xlabel(f"reference top-1 (%), {report['reference_epochs']} epochs x {report['reference_seeds']} seed(s)")
+    ax.set_ylabel(f"proxy top-1 (%), {report['proxy_epochs']} epochs x {report['proxy_seeds']} seed(s)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def describe(report: dict[str, Any]) -> str:
+    """The report as a few lines of text."""
+    def num(value: "float | None", fmt: str = ".2f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+    p, r = report["proxy"], report["reference"]
+    lines = [f"proxy check of {report['config']}: {report['genomes']} genomes, proxy {report['proxy_epochs']} "
+             f"epochs x {report['proxy_seeds']} seeds, reference {report['reference_epochs']} epochs x "
+             f"{report['reference_seeds']} seed(s), {report['holdout_images']} held-out images "
+             f"(binomial s.e. {report['binomial_se_points']:.1f} points)"]
+    for name, part, mean in (("proxy", p, report["proxy_mean_top1"]), ("reference", r, report["reference_mean_top1"])):
+        lines.append(f"{name:>10}: mean top-1 {mean:.1f}%  seed-to-seed Kendall tau {num(part['seed_tau'])}  "
+                     f"run noise {num(part['run_noise_sd'], '.1f')} points sd  spread between genomes "
+                     f"{num(part['genome_spread_sd'], '.1f')} points sd  (spread/noise {num(part['spread_to_noise'])})")
+    lines.append(f"proxy vs reference: Kendall tau {report['kendall_tau']:.2f}  Spearman rho "
+                 f"{report['spearman_rho']:.2f}  top-third overlap {100 * report['top_third_overlap']:.0f}%")
+    lines.append(f"time: {report['seconds_per_proxy_trial']:.0f} s per proxy trial ({report['proxy_seeds']} runs), "
+                 f"{report['seconds_per_reference_run']:.0f} s per reference run")
+    lines.append("wrote " + ", ".join(report["outputs"]))
+    return "\n".join(lines)

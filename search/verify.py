@@ -1,0 +1,131 @@
+"""``verify``: retrain the Pareto front and MixNet-S with the reference recipe at K seeds.
+
+The step NAS papers do by hand: the proxy chose the front; the reference recipe (the longer
+training the proxy stands for) says whether its genomes really differ from MixNet-S. Runs are
+kept in ``verify_runs.csv`` (resumable); ``verified.csv`` and ``verified.png`` hold the result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from space import parse_genome
+from space.errors import UsageError
+
+from .accuracy_runs import Run, RunLog, score_matrix, train_runs
+from .config import SearchConfig
+from .fidelity import paired_difference, verdict
+from .latency.atomic import check_output, write_atomic
+from .proxy_data import prepare_proxy_data
+from .ranking import kendall_tau
+from .report import pareto_front, trials_frame
+from .targets import reference_train_config, seeded
+
+
+def candidates(cfg: SearchConfig) -> pd.DataFrame:
+    """The study's Pareto front plus its baseline trial (MixNet-S), by latency."""
+    from .runner import open_study, quiet_optuna
+    quiet_optuna()
+    if cfg.storage_url.startswith("sqlite:///") and not Path(cfg.storage_url[len("sqlite:///"):]).is_file():
+        raise UsageError(f"storage '{cfg.storage_url}' not found - run the search first")
+    frame = trials_frame(open_study(cfg, create=False))
+    objectives = cfg.objectives if cfg.mode == "pareto" else ["accuracy", "latency_ms"]
+    front = pareto_front(frame, objectives if "latency_ms" in objectives else objectives + ["latency_ms"])
+    done = frame[(frame.state == "COMPLETE") & frame.baseline]
+    chosen = pd.concat([front.assign(pareto=True), done[~done.number.isin(front.number)].assign(pareto=False)])
+    if chosen.empty:
+        raise UsageError(f"study '{cfg.study}' has no finished trials to verify")
+    return chosen.drop_duplicates("genome_key").sort_values("latency_ms").reset_index(drop=True)
+
+
+def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None" = None,
+           out: "Path | None" = None, progress: bool = True,
+           train_fn: "Callable[..., Any] | None" = None) -> pd.DataFrame:
+    """Retrain the front and MixNet-S (resuming finished runs); write and return ``verified.csv``'s table."""
+    k = cfg.verify["seeds"] if seeds is None else seeds
+    if k < 1:
+        raise UsageError(f"--seeds {k} - must be an integer >= 1 (2 or more measure the noise)")
+    reference_train_config(cfg, recipe=reference)
+    out = Path(out) if out is not None else cfg.out_dir
+    check_output(out / "verified.csv")
+    chosen = candidates(cfg)
+    data = prepare_proxy_data(cfg.data, cfg.out_dir)
+    recipe = reference_train_config(cfg, data, reference)
+    genomes = [parse_genome(g) for g in chosen.genome]
+    runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in seeded(recipe, k)]
+    rows = train_runs(runs, RunLog(out / "verify_runs.csv"), data, train_fn, progress, desc="verify")
+    scores = score_matrix(rows, "reference", len(genomes))
+    table = verified_table(chosen, scores, data.n_holdout, int(recipe.epoch_size))
+    write_atomic(out / "verified.csv", table.to_csv(index=False))
+    plot_verified(table, out / "verified.png")
+    return table
+
+
+def verified_table(chosen: pd.DataFrame, scores: np.ndarray, n_images: int, epochs: int) -> pd.DataFrame:
+    """Per genome: latency, the search's proxy top-1, the reference top-1 (mean, sd, seeds) and the
+    paired difference from MixNet-S with its verdict (all in percent points)."""
+    base = np.flatnonzero(chosen.baseline.to_numpy(dtype=bool))
+    rows = []
+    for i, trial in enumerate(chosen.itertuples()):
+        row = {"trial": trial.number, "baseline": bool(trial.baseline), "pareto": bool(trial.pareto),
+               "latency_ms": trial.latency_ms, "params": trial.params, "madds": trial.madds,
+               "proxy_top1": 100 * trial.accuracy,
+               "proxy_se": 100 * trial.accuracy_se if trial.accuracy_se == trial.accuracy_se else None,
+               "verified_top1": scores[i].mean(),
+               "verified_sd": scores[i].std(ddof=1) if scores.shape[1] > 1 else None,
+               "verified_seeds": " ".join(f"{v:.2f}" for v in scores[i]), "reference_epochs": epochs,
+               "vs_mixnet_s": None, "vs_mixnet_s_se": None, "verdict": None, "genome": trial.genome}
+        if len(base) and i != base[0]:
+            diff, se = paired_difference(scores[i] / 100, scores[base[0]] / 100, n_images)
+            row.update(vs_mixnet_s=100 * diff, vs_mixnet_s_se=100 * se, verdict=verdict(diff, se))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_verified(table: pd.DataFrame, path: Path) -> None:
+    """Reference top-1 (mean +- sd) against latency, the proxy's value beside it; written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.errorbar(table.latency_ms, table.verified_top1, yerr=table.verified_sd.fillna(0).to_numpy(dtype=float),
+                fmt="o", c="tab:green", capsize=3, label="verified: reference recipe, mean +- sd")
+    ax.scatter(table.latency_ms, table.proxy_top1, marker="o", facecolors="none", edgecolors="tab:blue",
+               label="search's proxy top-1")
+    base = table[table.baseline]
+    if not base.empty:
+        ax.scatter(base.latency_ms, base.verified_top1, s=180, marker="*", c="tab:red", zorder=5, label="MixNet-S")
+    for row in table.itertuples():
+        ax.annotate(str(row.trial), (row.latency_ms, row.verified_top1), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title("Pareto front and MixNet-S retrained with the reference recipe", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def describe(table: pd.DataFrame) -> str:
+    """The verified table as text, with the proxy's rank agreement over these genomes."""
+    lines = [f"{'trial':>6} {'latency ms':>11} {'proxy top-1':>12} {'verified top-1':>16} "
+             f"{'vs MixNet-S (points)':>22}  note"]
+    for row in table.itertuples():
+        sd = f" +- {row.verified_sd:.1f}" if row.verified_sd == row.verified_sd and row.verified_sd is not None else ""
+        versus = "" if row.verdict is None else f"{row.vs_mixnet_s:+.1f} +- {row.vs_mixnet_s_se:.1f} {row.verdict}"
+        note = ("MixNet-S (baseline)" if row.baseline else "") + (" Pareto" if row.pareto else "")
+        lines.append(f"{row.trial:>6} {row.latency_ms:>11.2f} {row.proxy_top1:>11.2f}% {row.verified_top1:>9.2f}%{sd:<7}"
+                     f" {versus:>22}  {note.strip()}")
+    if len(table) >= 3:
+        tau = kendall_tau(list(table.proxy_top1), list(table.verified_top1))
+        lines.append(f"proxy vs verified over these {len(table)} genomes: Kendall tau {tau:.2f}")
+    return "\n".join(lines)
