@@ -12,6 +12,7 @@ import yaml
 from space.codecs.document import unknown_key_error
 from space.errors import UsageError
 from trainer.bundled import DATASETS as BUNDLED
+from trainer.bundled import check_available
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 MODES = ("pareto", "mnas")
@@ -168,6 +169,11 @@ def _check_latency(lat: dict[str, Any], source: str) -> None:
 def _check_data(data: dict[str, Any], source: str) -> None:
     """Raise a UsageError for any bad ``data`` value."""
     _check_choice(data["dataset"], DATASETS, f"{source}: data.dataset")
+    if data["dataset"] in BUNDLED:
+        try:
+            check_available(data["dataset"])
+        except UsageError as exc:
+            raise UsageError(f"{source}: data.dataset '{data['dataset']}': {exc}") from None
     _check_text(data["data_dir"], f"{source}: data.data_dir")
     _check_int(data["size"], f"{source}: data.size", 8)
     _check_int(data["seed"], f"{source}: data.seed", 0)

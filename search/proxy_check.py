@@ -27,7 +27,7 @@ from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import binomial_se, fidelity
 from .latency.atomic import check_output, write_atomic
-from .proxy_data import prepare_proxy_data
+from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .targets import proxy_train_config, reference_train_config, seeded
 
 MIN_GENOMES = 3
@@ -92,9 +92,10 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     chosen = list(explicit) if explicit else sampled_genomes(space, genomes, seed)
     proxy_train_config(cfg)
     reference_train_config(cfg, recipe=reference)
+    plan = plan_proxy_data(cfg.data)
     out = Path(out) if out is not None else cfg.out_dir / "proxy_check"
     check_output(out / "runs.csv")
-    data = prepare_proxy_data(cfg.data, cfg.out_dir)
+    data = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     proxy_recipe, ref_recipe = proxy_train_config(cfg, data), reference_train_config(cfg, data, reference)
     runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds)
     rows = train_runs(runs, RunLog(out / "runs.csv"), data, train_fn, progress, desc="proxy check")

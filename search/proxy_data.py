@@ -89,21 +89,30 @@ def _write_tree(plan: dict[str, dict[str, list[str]]], root: Path, manifest: dic
     os.replace(tmp, root)
 
 
-def prepare_proxy_data(data: dict[str, Any], out_dir: Path) -> ProxyData:
-    """Make (or reuse) ``out_dir/proxy_data`` for the ``data`` section of a search config."""
+Plan = dict[str, dict[str, list[str]]]
+
+
+def plan_proxy_data(data: dict[str, Any]) -> Plan:
+    """Read and check the ``data`` section's images and choose the split; nothing is written, except
+    that a bundled dataset is written to its ``data_dir`` when missing."""
     data_dir = Path(data["data_dir"])
     if data["dataset"] != "imagefolder":
         from trainer.bundled import write_dataset
         write_dataset(data["dataset"], data_dir, size=data["size"])
-    files = _class_files(data_dir / "train")
-    plan = _plan(files, data)
+    return _plan(_class_files(data_dir / "train"), data)
+
+
+def prepare_proxy_data(data: dict[str, Any], out_dir: Path, plan: "Plan | None" = None) -> ProxyData:
+    """Make (or reuse) ``out_dir/proxy_data`` for the ``data`` section of a search config (``plan``:
+    from ``plan_proxy_data``, when already made)."""
+    plan = plan if plan is not None else plan_proxy_data(data)
     digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
     root = out_dir / "proxy_data"
     manifest_path = root / MANIFEST
     with file_lock(out_dir / ".proxy_data.lock"):
         current = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         if current.get("digest") != digest:
-            _write_tree(plan, root, {"digest": digest, "source": str(data_dir.resolve()),
+            _write_tree(plan, root, {"digest": digest, "source": str(Path(data["data_dir"]).resolve()),
                                      "holdout": data["holdout"], "seed": data["seed"]})
     return ProxyData(root=root, num_classes=len(plan["train"]),
                      n_train=sum(map(len, plan["train"].values())),

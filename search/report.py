@@ -22,6 +22,7 @@ COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se",
            "feasible", "baseline", "reused_from", "train_seconds", "latency_seconds", "duration_s", "worker",
            "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
+SHORT_VERDICT = {"better": "better", "worse": "worse", "indistinguishable": "within noise"}
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -158,21 +159,21 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
     lines = [f"{len(done)} finished trials ({int((done.reused_from.notna()).sum())} reused, "
              f"{int((done.feasible == False).sum())} over budget); outputs in {out_dir}"]  # noqa: E712
     lines.append(f"{'trial':>6} {'top-1 +- s.e.':>15} {'latency ms':>11} {'params':>10} {'MAdds':>8}  "
-                 f"{'vs MixNet-S (points)':>22}  note")
+                 f"{'vs MixNet-S (points)':>24}  note")
     base = done[done.baseline]
     baseline = next(base.itertuples()) if not base.empty else None
     shown = pd.concat([front, base[~base.number.isin(front.number)]])
     verdicts: dict[str, list[int]] = {"better": [], "worse": [], "indistinguishable": []}
     for row in shown.itertuples():
         note = ("MixNet-S (baseline)" if row.baseline else "") + (" Pareto" if row.number in set(front.number) else "")
-        se = row.accuracy_se if row.accuracy_se == row.accuracy_se and row.accuracy_se is not None else 0.0
+        se = 0.0 if pd.isna(row.accuracy_se) else row.accuracy_se
         versus = ""
         if baseline is not None and not row.baseline:
             diff, diff_se, word = against_baseline(row, baseline)
             verdicts[word].append(row.number)
-            versus = f"{diff:+.1f} +- {diff_se:.1f} {word[:5] if word != 'indistinguishable' else 'same'}"
+            versus = f"{diff:+.1f} +- {diff_se:.1f} {SHORT_VERDICT[word]}"
         lines.append(f"{row.number:>6} {row.accuracy * 100:>7.2f} +- {se * 100:4.1f} {row.latency_ms:>11.2f} "
-                     f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {versus:>22}  {note.strip()}")
+                     f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {versus:>24}  {note.strip()}")
     if baseline is not None and len(shown) > 1:
         lines.append(verdict_line(verdicts, len(seeds_of(baseline))))
     if not front.empty:

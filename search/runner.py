@@ -17,7 +17,7 @@ from space.search_space import SearchSpace
 from .config import SearchConfig
 from .objective import Evaluator
 from .progress import TrialProgress
-from .proxy_data import ProxyData, prepare_proxy_data
+from .proxy_data import ProxyData, plan_proxy_data, prepare_proxy_data
 from .samplers import make_sampler
 from .storage import open_storage
 from .targets import make_latency_fn, proxy_train_config, training_turns
@@ -191,9 +191,10 @@ def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable
     space = SearchSpace.from_yaml(cfg.space)
     proxy_train_config(cfg)
     latency_fn = latency_fn or make_latency_fn(cfg)
+    plan = plan_proxy_data(cfg.data)
     study = open_study(cfg, create=True)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    proxy = prepare_proxy_data(cfg.data, cfg.out_dir)
+    proxy = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     if proxy_train_config(cfg, proxy).mixconv_impl == "auto" and cfg.workers > 1:
         choose_impl_once()
     if cfg.baseline:

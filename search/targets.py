@@ -119,8 +119,8 @@ def reference_train_config(cfg: SearchConfig, proxy: "ProxyData | None" = None,
     """The reference recipe the proxy stands for (``proxy check``, ``verify``), on the proxy split.
 
     ``recipe`` (or ``verify.config``) names a recipe file, used with ``verify.overrides``; without
-    one it is the proxy's own recipe trained ``verify.epochs_factor`` times longer (epochs and any
-    decay epochs scaled), then ``verify.overrides``.
+    one it is the proxy's own recipe trained ``verify.epochs_factor`` times longer (the added
+    epochs extend any decay phase), then ``verify.overrides``.
     """
     from pathlib import Path
 
@@ -136,7 +136,7 @@ def reference_train_config(cfg: SearchConfig, proxy: "ProxyData | None" = None,
         factor = cfg.verify["epochs_factor"]
         longer = {"epoch_size": base.epoch_size * factor}
         if base.decay_epochs is not None:
-            longer["decay_epochs"] = base.decay_epochs * factor
+            longer["decay_epochs"] = base.decay_epochs + longer["epoch_size"] - base.epoch_size
         path, overrides = cfg.proxy["config"], {**cfg.proxy["overrides"], **longer, **cfg.verify["overrides"]}
     overrides.update(_split_overrides(cfg, proxy, "reference_ckpt"))
     try:

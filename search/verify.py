@@ -21,7 +21,7 @@ from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import paired_difference, verdict
 from .latency.atomic import check_output, write_atomic
-from .proxy_data import prepare_proxy_data
+from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .ranking import kendall_tau
 from .report import pareto_front, trials_frame
 from .targets import reference_train_config, seeded
@@ -51,10 +51,11 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
     if k < 1:
         raise UsageError(f"--seeds {k} - must be an integer >= 1 (2 or more measure the noise)")
     reference_train_config(cfg, recipe=reference)
+    chosen = candidates(cfg)
+    plan = plan_proxy_data(cfg.data)
     out = Path(out) if out is not None else cfg.out_dir
     check_output(out / "verified.csv")
-    chosen = candidates(cfg)
-    data = prepare_proxy_data(cfg.data, cfg.out_dir)
+    data = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     recipe = reference_train_config(cfg, data, reference)
     genomes = [parse_genome(g) for g in chosen.genome]
     runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in seeded(recipe, k)]
@@ -75,7 +76,7 @@ def verified_table(chosen: pd.DataFrame, scores: np.ndarray, n_images: int, epoc
         row = {"trial": trial.number, "baseline": bool(trial.baseline), "pareto": bool(trial.pareto),
                "latency_ms": trial.latency_ms, "params": trial.params, "madds": trial.madds,
                "proxy_top1": 100 * trial.accuracy,
-               "proxy_se": 100 * trial.accuracy_se if trial.accuracy_se == trial.accuracy_se else None,
+               "proxy_se": None if pd.isna(trial.accuracy_se) else 100 * trial.accuracy_se,
                "verified_top1": scores[i].mean(),
                "verified_sd": scores[i].std(ddof=1) if scores.shape[1] > 1 else None,
                "verified_seeds": " ".join(f"{v:.2f}" for v in scores[i]), "reference_epochs": epochs,
@@ -120,8 +121,8 @@ def describe(table: pd.DataFrame) -> str:
     lines = [f"{'trial':>6} {'latency ms':>11} {'proxy top-1':>12} {'verified top-1':>16} "
              f"{'vs MixNet-S (points)':>22}  note"]
     for row in table.itertuples():
-        sd = f" +- {row.verified_sd:.1f}" if row.verified_sd == row.verified_sd and row.verified_sd is not None else ""
-        versus = "" if row.verdict is None else f"{row.vs_mixnet_s:+.1f} +- {row.vs_mixnet_s_se:.1f} {row.verdict}"
+        sd = "" if pd.isna(row.verified_sd) else f" +- {row.verified_sd:.1f}"
+        versus = "" if pd.isna(row.verdict) else f"{row.vs_mixnet_s:+.1f} +- {row.vs_mixnet_s_se:.1f} {row.verdict}"
         note = ("MixNet-S (baseline)" if row.baseline else "") + (" Pareto" if row.pareto else "")
         lines.append(f"{row.trial:>6} {row.latency_ms:>11.2f} {row.proxy_top1:>11.2f}% {row.verified_top1:>9.2f}%{sd:<7}"
                      f" {versus:>22}  {note.strip()}")

@@ -95,3 +95,45 @@ def test_bad_check_input_stops_before_training(tmp_path: Path, digits_dir: Path,
     flags = [f.replace("{root}", str(tmp_path)) for f in flags]
     assert_user_error(run_cli("proxy", "check", "--config", str(config), *flags), *expected)
     assert not (tmp_path / "out").exists()
+
+
+def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tmp_path: Path,
+                                                                              digits_dir: Path) -> None:
+    """Every trial is trained at the same two seeds and stores its per-seed top-1 and standard error;
+    the summary gives error bars and a verdict against MixNet-S; verify retrains the front and the
+    baseline at two seeds, resumably."""
+    from search.config import load_search_config
+    from search.fidelity import accuracy_se
+    from search.report import summary, trials_frame, write_outputs
+    from search.runner import run_search
+    config = check_config(tmp_path, digits_dir, proxy={
+        "config": str(ROOT / "configs" / "train" / "digits.yaml"), "seeds": 2,
+        "overrides": {"epoch_size": 1, "batch_size": 32, "image_resize": 16, "num_parallel_workers": 1,
+                      "warmup_epochs": 0, "val_while_train": False}})
+    cfg = load_search_config(config)
+    study = run_search(cfg, show_progress=False)
+    trained = [t for t in study.trials if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    assert trained
+    for t in trained:
+        a = t.user_attrs
+        assert a["proxy_seeds"] == [42, 43] and len(a["accuracy_seeds"]) == 2
+        assert a["accuracy"] == pytest.approx(sum(a["accuracy_seeds"]) / 2, abs=1e-6)
+        assert a["accuracy_se"] == pytest.approx(accuracy_se(a["accuracy_seeds"], a["holdout_images"]), abs=1e-6)
+        assert a["accuracy_se"] >= a["accuracy_se_binomial"] > 0
+    front = write_outputs(study, cfg.out_dir, cfg.objectives)
+    text = summary(trials_frame(study), front, cfg.out_dir)
+    assert "+-" in text and "against MixNet-S" in text
+
+    args = ["verify", "--config", str(config), "--no-progress"]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(cfg.out_dir / "verified.csv")
+    assert table.baseline.sum() == 1 and set(table.trial) >= set(front.number)
+    assert all(len(s.split()) == 2 for s in table.verified_seeds)
+    assert set(table.verdict.dropna()) <= {"better", "worse", "indistinguishable"}
+    assert (cfg.out_dir / "verified.png").stat().st_size > 10_000
+    runs = pd.read_csv(cfg.out_dir / "verify_runs.csv")
+    assert len(runs) == 2 * len(table)
+    again = run_cli(*args, "--json")
+    assert again.returncode == 0 and len(pd.read_csv(cfg.out_dir / "verify_runs.csv")) == len(runs)
+    assert [r["verified_top1"] for r in json.loads(again.stdout)] == pytest.approx(list(table.verified_top1))

