@@ -113,7 +113,8 @@ def _write_best(front: pd.DataFrame, best_dir: Path) -> list[Path]:
     paths = []
     for row in front.itertuples():
         name = f"trial_{row.number:04d}.yaml"
-        head = (f"# trial {row.number}: held-out top-1 {row.accuracy:.4f}, latency {row.latency_ms:.2f} ms, "
+        se = "" if pd.isna(row.accuracy_se) else f" +- {row.accuracy_se:.4f} (s.e.)"
+        head = (f"# trial {row.number}: held-out top-1 {row.accuracy:.4f}{se}, latency {row.latency_ms:.2f} ms, "
                 f"{int(row.params):,} params, {int(row.madds):,} MAdds\n")
         (tmp / name).write_text(head + genome_to_yaml(parse_genome(row.genome)))
         paths.append(best_dir / name)
