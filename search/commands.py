@@ -91,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
                  "workers": args.workers, "seed": args.seed, "sampler": args.sampler}
     cfg = load_search_config(args.config, overrides)
     study = run_search(cfg)
-    objectives = cfg.objectives if cfg.mode == "pareto" else ["accuracy", "latency_ms"]
-    front = write_outputs(study, cfg.out_dir, objectives)
+    front = write_outputs(study, cfg.out_dir, cfg.goal.front_objectives)
     print(summary(trials_frame(study), front, cfg.out_dir))
     return 0
 
 
 def report(args: argparse.Namespace) -> int:
     """Regenerate the outputs of a stored study."""
+    from .goal import front_objectives_of
     from .report import summary, trials_frame, write_outputs
     from .runner import quiet_optuna
     from .storage import open_storage
@@ -111,9 +111,7 @@ def report(args: argparse.Namespace) -> int:
     if args.study not in names:
         raise UsageError(f"study '{args.study}' not found in '{args.storage}' - studies: {', '.join(names) or 'none'}")
     study = optuna.load_study(study_name=args.study, storage=storage)
-    objectives = study.user_attrs.get("objectives", ["accuracy", "latency_ms"])
-    if objectives == ["mnas_reward"]:
-        objectives = ["accuracy", "latency_ms"]
+    objectives = front_objectives_of(study.user_attrs.get("objectives", ["accuracy", "latency_ms"]))
     out = Path(args.out)
     front = write_outputs(study, out, objectives)
     print(summary(trials_frame(study), front, out))

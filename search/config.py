@@ -14,9 +14,10 @@ from space.errors import UsageError
 from trainer.bundled import DATASETS as BUNDLED
 from trainer.bundled import check_available
 
+from .goal import METRICS, Goal, goal_of
+
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 MODES = ("pareto", "mnas")
-METRICS = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "madds": "minimize"}
 LATENCY_SOURCES = ("measured", "lut", "remote")
 DATASETS = (*BUNDLED, "imagefolder")
 
@@ -75,11 +76,9 @@ class SearchConfig:
         return self.doc["latency"]["remote"] or self.storage_url
 
     @property
-    def directions(self) -> list[str]:
-        """Optuna directions of the study's objectives."""
-        if self.doc["mode"] == "mnas":
-            return ["maximize"]
-        return [METRICS[m] for m in self.doc["objectives"]]
+    def goal(self) -> Goal:
+        """What the search optimizes: the Pareto front of ``objectives`` or MnasNet's reward."""
+        return goal_of(self.doc["mode"], self.doc["objectives"], self.doc["mnas"])
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the configuration."""

@@ -18,9 +18,9 @@ from space.cost import network_cost
 from space.search_space import SearchSpace
 
 from .config import SearchConfig
-from .mnas import mnas_reward
 from .fidelity import accuracy_se, binomial_se
 from .proxy_data import ProxyData
+from .record import TrialRecord, store
 from .targets import seeded, trained_network
 from .twins import find_twin, reuse_twin
 from .workers import is_alive
@@ -57,22 +57,18 @@ class Evaluator:
 
     def values(self, ev: Evaluation) -> "float | tuple[float, ...]":
         """The objective values Optuna receives for an evaluation."""
-        if self.cfg.mode == "mnas":
-            return mnas_reward(ev.accuracy, ev.latency_ms, **self.cfg.mnas)
-        return tuple(ev.metric(m) for m in self.cfg.objectives)
+        return self.cfg.goal.values(ev)
 
     def __call__(self, trial: optuna.Trial) -> "float | tuple[float, ...]":
         """Evaluate one trial (raises TrialPruned for surplus or pruned trials)."""
-        trial.set_user_attr("worker", self.worker)
+        store(trial, worker=self.worker)
         if is_surplus(trial, self.target):
-            trial.set_user_attr("surplus", True)
+            store(trial, surplus=True)
             trial.study.stop()
             raise optuna.TrialPruned("the study reached its target number of trials")
         genome = self.space.sample(trial)
         key = genome.key()
-        trial.set_user_attr("genome", genome.to_string())
-        trial.set_user_attr("genome_key", key)
-        trial.set_user_attr("proxy_genome", self.proxy_genome(genome).to_string())
+        store(trial, genome=genome.to_string(), genome_key=key, proxy_genome=self.proxy_genome(genome).to_string())
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin)
@@ -82,7 +78,7 @@ class Evaluator:
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            trial.set_user_attr("error", f"{type(exc).__name__}: {first}"[:500])
+            store(trial, error=f"{type(exc).__name__}: {first}"[:500])
             raise
         return ev if not isinstance(ev, Evaluation) else self.values(ev)
 
@@ -97,27 +93,25 @@ class Evaluator:
         same genome at the same moment both see the other by then, and the later trial reuses.
         """
         cost = network_cost(genome, self.cfg.latency["resolution"])
-        trial.set_user_attr("stage", "latency")
+        store(trial, stage="latency")
         t0 = time.perf_counter()
         latency = float(self.latency_fn(genome))
-        trial.set_user_attr("latency_seconds", round(time.perf_counter() - t0, 3))
         ev = Evaluation(accuracy=0.0, latency_ms=latency, params=cost.params, madds=cost.madds)
-        for name in ("latency_ms", "params", "madds"):
-            trial.set_user_attr(name, ev.metric(name))
+        store(trial, latency_seconds=round(time.perf_counter() - t0, 3), latency_ms=latency, params=cost.params,
+              madds=cost.madds)
         excess = {m: ev.metric(m) - float(limit) for m, limit in self.cfg.constraints.items()}
         for metric, value in excess.items():
             trial.set_constraint(metric, value)
         feasible = all(v <= 0 for v in excess.values())
-        trial.set_user_attr("feasible", feasible)
+        store(trial, feasible=feasible)
         if not feasible:
-            trial.set_user_attr("accuracy", 0.0)
-            trial.set_user_attr("train_seconds", 0.0)
+            store(trial, accuracy=0.0, train_seconds=0.0)
             return ev
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin, constraints=False)
         ev.accuracy = self.train(trial, self.proxy_genome(genome), ev)
-        trial.set_user_attr("accuracy", ev.accuracy)
+        store(trial, accuracy=ev.accuracy)
         return ev
 
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
@@ -126,8 +120,7 @@ class Evaluator:
         recipes = seeded(self.train_cfg, self.cfg.proxy["seeds"])
         epochs = int(self.train_cfg.epoch_size)
         total = epochs * len(recipes)
-        trial.set_user_attr("stage", "training")
-        trial.set_user_attr("epochs", total)
+        store(trial, stage="training", epochs=total)
         per_seed: list[float] = []
         seconds = rate = 0.0
         for run, recipe in enumerate(recipes):
@@ -137,13 +130,10 @@ class Evaluator:
             seconds += float(result.seconds)
             rate += float(result.images_per_second) / len(recipes)
         n = self.proxy.n_holdout
-        trial.set_user_attr("accuracy_seeds", [round(a, 6) for a in per_seed])
-        trial.set_user_attr("proxy_seeds", [int(r.seed) for r in recipes])
-        trial.set_user_attr("holdout_images", n)
-        trial.set_user_attr("accuracy_se", round(accuracy_se(per_seed, n), 6))
-        trial.set_user_attr("accuracy_se_binomial", round(binomial_se(sum(per_seed) / len(per_seed), n), 6))
-        trial.set_user_attr("train_seconds", round(seconds, 2))
-        trial.set_user_attr("images_per_second", round(rate, 2))
+        store(trial, accuracy_seeds=[round(a, 6) for a in per_seed], proxy_seeds=[int(r.seed) for r in recipes],
+              holdout_images=n, accuracy_se=round(accuracy_se(per_seed, n), 6),
+              accuracy_se_binomial=round(binomial_se(sum(per_seed) / len(per_seed), n), 6),
+              train_seconds=round(seconds, 2), images_per_second=round(rate, 2))
         return sum(per_seed) / len(per_seed)
 
     def epoch_hook(self, trial: optuna.Trial, ev: Evaluation, done_before: int,
@@ -151,14 +141,15 @@ class Evaluator:
         """The trainer's per-epoch callback of one proxy run that starts after ``done_before`` epochs."""
 
         def on_epoch(epoch: int, metrics: dict) -> None:
-            """Report progress (also in the storage, for other processes); in mnas mode let the pruner
-            stop a poor trial."""
+            """Report progress (also in the storage, for other processes); for a goal with
+            intermediate values, let the pruner stop a poor trial."""
             step = done_before + epoch
-            trial.set_user_attr("epochs_done", step + 1)
+            store(trial, epochs_done=step + 1)
             if self.on_epoch is not None:
                 self.on_epoch(step + 1, total)
-            if self.cfg.mode == "mnas":
-                trial.report(mnas_reward(metrics["top1"] / 100.0, ev.latency_ms, **self.cfg.mnas), step)
+            value = self.cfg.goal.intermediate(metrics["top1"] / 100.0, ev.latency_ms)
+            if value is not None:
+                trial.report(value, step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {step + 1}")
 
@@ -174,6 +165,9 @@ def is_surplus(trial: optuna.Trial, target: int) -> bool:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
     others = trial.study.get_trials(deepcopy=False, states=states)
     done = sum(1 for t in others if t.state == optuna.trial.TrialState.COMPLETE)
-    earlier = sum(1 for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number
-                  and ("worker" not in t.user_attrs or is_alive(t.user_attrs["worker"])))
+    earlier = 0
+    for t in others:
+        worker = TrialRecord.from_trial(t).worker
+        if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number and (worker is None or is_alive(worker)):
+            earlier += 1
     return done + earlier >= target

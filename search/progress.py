@@ -5,6 +5,8 @@ from __future__ import annotations
 from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
+from .record import TrialRecord
+
 
 class TrialProgress:
     """Two tqdm bars (rate and ETA): finished trials of the study, epochs of the current trial."""
@@ -28,7 +30,8 @@ class TrialProgress:
             self.current.close()
             self.current = None
         self.set_complete(complete)
-        acc, lat = trial.user_attrs.get("accuracy"), trial.user_attrs.get("latency_ms")
+        record = TrialRecord.from_trial(trial)
+        acc, lat = record.accuracy, record.latency_ms
         if acc is not None and lat is not None:
             self.overall.set_postfix_str(f"last: #{trial.number} acc {acc:.3f} lat {lat:.1f} ms")
 
@@ -38,16 +41,17 @@ class TrialProgress:
         for number in [n for n in self.running if n not in numbers]:
             self.running.pop(number)[0].close()
         for slot, trial in enumerate(sorted(running, key=lambda t: t.number)):
-            stage = trial.user_attrs.get("stage", "starting")
+            record = TrialRecord.from_trial(trial)
+            stage = record.stage or "starting"
             if trial.number not in self.running:
                 bar = tqdm(total=1, unit="epoch", position=slot + 1, leave=False, dynamic_ncols=True)
                 self.running[trial.number] = (bar, "")
             bar, shown = self.running[trial.number]
             if stage != shown:
-                bar.reset(total=int(trial.user_attrs.get("epochs", 1)) if stage == "training" else 1)
+                bar.reset(total=int(record.epochs or 1) if stage == "training" else 1)
                 bar.set_description_str(f"  trial {trial.number} {stage}")
                 self.running[trial.number] = (bar, stage)
-            done = int(trial.user_attrs.get("epochs_done", 0)) if stage == "training" else 0
+            done = int(record.epochs_done or 0) if stage == "training" else 0
             if done > bar.n:
                 bar.update(done - bar.n)
 

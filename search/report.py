@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from space.codecs import genome_to_yaml
 
 from .fidelity import BEYOND_NOISE_Z, paired_difference, verdict
 from .filelock import file_lock
+from .goal import with_latency
+from .record import TrialRecord, has_genome
 
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se", "accuracy_seeds", "holdout_images",
            "latency_ms", "params", "madds",
@@ -29,20 +32,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial that sampled a genome (surplus stop-markers left out)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if "genome" not in t.user_attrs:
+        if not has_genome(t):
             continue
-        a = t.user_attrs
+        record = asdict(TrialRecord.from_trial(t))
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None
-        rows.append({"number": t.number, "state": t.state.name, "genome": a["genome"],
-                     "genome_key": a.get("genome_key"), "accuracy": a.get("accuracy"),
-                     "accuracy_se": a.get("accuracy_se"), "accuracy_seeds": a.get("accuracy_seeds"),
-                     "holdout_images": a.get("holdout_images"),
-                     "latency_ms": a.get("latency_ms"), "params": a.get("params"), "madds": a.get("madds"),
-                     "feasible": a.get("feasible"), "baseline": bool(a.get("baseline", False)),
-                     "reused_from": a.get("reused_from"), "train_seconds": a.get("train_seconds"),
-                     "latency_seconds": a.get("latency_seconds"), "duration_s": duration,
-                     "worker": a.get("worker"), "error": a.get("error"), "proxy_genome": a.get("proxy_genome")})
+        rows.append({**{c: record.get(c) for c in COLUMNS}, "number": t.number, "state": t.state.name,
+                     "duration_s": duration})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -128,7 +124,7 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> 
     """Write every output file of a study into ``out_dir``; return the Pareto front."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)
-    front = pareto_front(frame, objectives if "latency_ms" in objectives else objectives + ["latency_ms"])
+    front = pareto_front(frame, with_latency(objectives))
     with file_lock(out_dir / ".outputs.lock"):
         _write_csv(frame, out_dir / "trials.csv")
         _write_csv(front, out_dir / "pareto.csv")

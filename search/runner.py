@@ -17,6 +17,7 @@ from space.search_space import SearchSpace
 from .config import SearchConfig
 from .objective import Evaluator
 from .progress import TrialProgress
+from .record import TrialRecord
 from .proxy_data import ProxyData, plan_proxy_data, prepare_proxy_data
 from .samplers import make_sampler
 from .storage import open_storage
@@ -48,18 +49,18 @@ def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
     existing = summaries.get(cfg.study)
     if existing is not None:
         stored = existing.user_attrs.get("objectives")
-        wanted = cfg.objectives if cfg.mode == "pareto" else ["mnas_reward"]
+        wanted = cfg.goal.stored_names
         directions = [d.name.lower() for d in existing.directions]
-        if directions != cfg.directions or (stored is not None and stored != wanted):
+        if directions != cfg.goal.directions or (stored is not None and stored != wanted):
             raise UsageError(f"study '{cfg.study}' exists with objectives {stored or directions}; this "
                              f"config asks for {wanted} - use another --study name")
     elif not create:
         raise UsageError(f"study '{cfg.study}' not found in '{cfg.storage_url}' - studies: "
                          f"{', '.join(summaries) or 'none'}")
-    study = optuna.create_study(study_name=cfg.study, storage=storage, directions=cfg.directions,
+    study = optuna.create_study(study_name=cfg.study, storage=storage, directions=cfg.goal.directions,
                                 load_if_exists=True)
     if existing is None:
-        study.set_user_attr("objectives", cfg.objectives if cfg.mode == "pareto" else ["mnas_reward"])
+        study.set_user_attr("objectives", wanted)
         study.set_user_attr("config", cfg.to_dict())
     return study
 
@@ -70,7 +71,7 @@ def enqueue_baseline(study: optuna.Study, space: SearchSpace) -> None:
         return
     vector = space.encode_vector(space.skeleton)
     params = {d.name: d.choices[i] for d, i in zip(space.dimensions, vector)}
-    study.enqueue_trial(params, user_attrs={"baseline": True})
+    study.enqueue_trial(params, user_attrs=TrialRecord(baseline=True).to_attrs())
 
 
 class StopRules:
@@ -85,7 +86,7 @@ class StopRules:
         """Called by Optuna after every trial of this worker."""
         if trial.state == TrialState.FAIL:
             self.failures += 1
-            self.last_error = trial.user_attrs.get("error", "unknown error")
+            self.last_error = TrialRecord.from_trial(trial).error or "unknown error"
             if self.progress is not None:
                 self.progress.note(f"trial {trial.number} failed: {self.last_error}")
         elif trial.state == TrialState.COMPLETE:
@@ -109,8 +110,9 @@ def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, sh
     fail_dead_trials(study)
     seed = cfg.seed + 1009 * rank + len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(cfg.sampler, seed)
-    if cfg.mode == "mnas":
-        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    pruner = cfg.goal.pruner()
+    if pruner is not None:
+        study.pruner = pruner
     space = SearchSpace.from_yaml(cfg.space)
     if train_fn is None:
         from trainer import train as train_fn

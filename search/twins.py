@@ -7,17 +7,16 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .record import TrialRecord, store
 from .workers import is_alive
 
-REUSED_ATTRS = ("accuracy", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds", "holdout_images",
-                "latency_ms", "params", "madds", "feasible", "latency_seconds")
 POLL_SECONDS = 2.0
 
 
 def _same_genome(trial: optuna.Trial, key: str) -> list[FrozenTrial]:
     """Other finished or running trials of the study with the genome ``key``."""
     trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    return [t for t in trials if t.number != trial.number and t.user_attrs.get("genome_key") == key]
+    return [t for t in trials if t.number != trial.number and TrialRecord.from_trial(t).genome_key == key]
 
 
 def find_twin(trial: optuna.Trial, key: str) -> "FrozenTrial | None":
@@ -30,7 +29,7 @@ def find_twin(trial: optuna.Trial, key: str) -> "FrozenTrial | None":
         done = [t for t in same if t.state == TrialState.COMPLETE]
         if done:
             return min(done, key=lambda t: t.number)
-        running = [t for t in same if t.number < trial.number and is_alive(t.user_attrs.get("worker", ""))]
+        running = [t for t in same if t.number < trial.number and is_alive(TrialRecord.from_trial(t).worker or "")]
         if not running:
             return None
         time.sleep(POLL_SECONDS)
@@ -38,11 +37,7 @@ def find_twin(trial: optuna.Trial, key: str) -> "FrozenTrial | None":
 
 def reuse_twin(trial: optuna.Trial, twin: FrozenTrial, constraints: bool = True) -> "float | tuple[float, ...]":
     """Copy the twin's metrics (and constraints, unless already set) and return its objective values."""
-    for name in REUSED_ATTRS:
-        if name in twin.user_attrs:
-            trial.set_user_attr(name, twin.user_attrs[name])
-    trial.set_user_attr("train_seconds", 0.0)
-    trial.set_user_attr("reused_from", twin.number)
+    store(trial, **TrialRecord.from_trial(twin).result(), train_seconds=0.0, reused_from=twin.number)
     for name, value in (twin.constraints.items() if constraints else ()):
         trial.set_constraint(name, value)
     values = twin.values

@@ -34,8 +34,7 @@ def candidates(cfg: SearchConfig) -> pd.DataFrame:
     if cfg.storage_url.startswith("sqlite:///") and not Path(cfg.storage_url[len("sqlite:///"):]).is_file():
         raise UsageError(f"storage '{cfg.storage_url}' not found - run the search first")
     frame = trials_frame(open_study(cfg, create=False))
-    objectives = cfg.objectives if cfg.mode == "pareto" else ["accuracy", "latency_ms"]
-    front = pareto_front(frame, objectives if "latency_ms" in objectives else objectives + ["latency_ms"])
+    front = pareto_front(frame, cfg.goal.front_objectives)
     done = frame[(frame.state == "COMPLETE") & frame.baseline]
     chosen = pd.concat([front.assign(pareto=True), done[~done.number.isin(front.number)].assign(pareto=False)])
     if chosen.empty:

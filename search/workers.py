@@ -11,12 +11,11 @@ import socket
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from trainer.processes import process_alive
 
-RETRY_ATTR = "retry_of"
-
+from .record import TrialRecord
 
 def worker_id() -> str:
     """This process as ``host:pid``."""
@@ -38,18 +37,26 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     is itself a retry is not retried again.
     """
     failed = []
-    storage = study._storage
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_alive(t.user_attrs.get("worker", "")) or "worker" not in t.user_attrs:
-            continue
-        try:
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        except RuntimeError:
+        record = TrialRecord.from_trial(t)
+        if record.worker is None or is_alive(record.worker) or not fail_trial(study, t):
             continue
         failed.append(t.number)
         retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None
-        first_time = RETRY_ATTR not in t.user_attrs and not retried
-        if first_time and t.params:
-            attrs = {RETRY_ATTR: t.number, **({"baseline": True} if t.user_attrs.get("baseline") else {})}
-            study.enqueue_trial(t.params, user_attrs=attrs)
+        if record.retry_of is None and not retried and t.params:
+            again = TrialRecord(retry_of=t.number, baseline=record.baseline)
+            study.enqueue_trial(t.params, user_attrs=again.to_attrs())
     return failed
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Mark another process's running trial FAIL; False when it finished meanwhile.
+
+    Optuna has no public call for a trial this process does not own, so this is the one place
+    that reaches into the storage and the trial id.
+    """
+    try:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except RuntimeError:
+        return False
+    return True

@@ -224,8 +224,8 @@ def test_shipped_search_configs_load_and_validate() -> None:
         space = SearchSpace.from_yaml(ROOT / cfg.space)
         assert space.skeleton == preset("mixnet_s") and space.cardinality == 5 ** 16 * expansions ** 15
         assert space.contains(preset("mixnet_s"))
-        assert cfg.mode == "pareto" and cfg.objectives == ["accuracy", "latency_ms"]
-        assert cfg.directions == ["maximize", "minimize"] and cfg.latency["resolution"] == 224
+        assert cfg.goal.name == "pareto" and cfg.goal.stored_names == ["accuracy", "latency_ms"]
+        assert cfg.goal.directions == ["maximize", "minimize"] and cfg.latency["resolution"] == 224
         assert cfg.latency["source"] == "measured" and cfg.latency["batch"] == 1
     assert (demo.sampler, demo.trials, demo.workers, demo.study, str(demo.out_dir)) == \
         ("tpe", 8, 2, "mixnet-demo", "runs/demo")

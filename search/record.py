@@ -1,0 +1,78 @@
+"""What a trial stores: one typed record, the only place that names a trial's user attributes.
+
+A search writes a trial's fields as they become known (``store``), so other processes see its
+stage and progress in the storage; readers (report, progress, twins, workers) go through
+``TrialRecord.from_trial``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional
+
+import optuna
+from optuna.trial import FrozenTrial
+
+
+@dataclass
+class TrialRecord:
+    """Every user attribute a trial of a search may hold (None: not stored)."""
+
+    worker: Optional[str] = None            # host:pid of the process evaluating it
+    baseline: bool = False                  # the space's skeleton (MixNet-S), enqueued first
+    retry_of: Optional[int] = None          # the trial of a dead worker this one retries
+    surplus: bool = False                   # a stop marker: the study had reached its target
+    genome: Optional[str] = None            # the deployed network, canonical one-line form
+    genome_key: Optional[str] = None
+    proxy_genome: Optional[str] = None      # the network proxy training builds
+    stage: Optional[str] = None             # latency, training
+    latency_ms: Optional[float] = None
+    latency_seconds: Optional[float] = None
+    params: Optional[int] = None
+    madds: Optional[int] = None
+    feasible: Optional[bool] = None
+    epochs: Optional[int] = None            # proxy epochs over all seeds
+    epochs_done: Optional[int] = None
+    accuracy: Optional[float] = None        # mean held-out top-1 over the proxy seeds, a fraction
+    accuracy_se: Optional[float] = None
+    accuracy_se_binomial: Optional[float] = None
+    accuracy_seeds: Optional[list] = None
+    proxy_seeds: Optional[list] = None
+    holdout_images: Optional[int] = None
+    train_seconds: Optional[float] = None
+    images_per_second: Optional[float] = None
+    reused_from: Optional[int] = None       # the twin whose result this trial copies
+    error: Optional[str] = None
+
+    @classmethod
+    def from_trial(cls, trial: "FrozenTrial | optuna.Trial") -> "TrialRecord":
+        """The record a trial holds (attributes this record does not name are ignored)."""
+        attrs = trial.user_attrs
+        return cls(**{f.name: attrs[f.name] for f in fields(cls) if f.name in attrs})
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The stored fields as user attributes (unset ones left out)."""
+        default = TrialRecord()
+        return {k: v for k, v in asdict(self).items() if v is not None and v != getattr(default, k)}
+
+    def result(self) -> dict[str, Any]:
+        """The measured fields a twin of the same genome copies."""
+        return {k: getattr(self, k) for k in RESULT_FIELDS if getattr(self, k) is not None}
+
+
+FIELD_NAMES = frozenset(f.name for f in fields(TrialRecord))
+RESULT_FIELDS = ("accuracy", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds",
+                 "holdout_images", "latency_ms", "params", "madds", "feasible", "latency_seconds")
+
+
+def store(trial: optuna.Trial, **values: Any) -> None:
+    """Write some fields of a running trial's record to the storage."""
+    for name, value in values.items():
+        if name not in FIELD_NAMES:
+            raise KeyError(f"a trial record has no field '{name}'")
+        trial.set_user_attr(name, value)
+
+
+def has_genome(trial: FrozenTrial) -> bool:
+    """True for a trial that sampled a genome (stop markers of surplus trials have none)."""
+    return "genome" in trial.user_attrs
