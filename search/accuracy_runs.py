@@ -42,16 +42,26 @@ class Run:
         return (self.genome.key(), self.role, int(self.recipe.seed), recipe_digest(self.recipe))
 
 
-class RunLog:
-    """The CSV of finished runs; rows of other recipes are kept but never matched."""
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run log (none when the file does not exist)."""
+    return pd.read_csv(path).to_dict("records") if path.is_file() else []
 
-    def __init__(self, path: Path) -> None:
+
+class RunLog:
+    """The CSV of finished runs; rows of other recipes are kept but never matched.
+
+    ``known`` names other run logs (read only) whose finished runs count too: a verification
+    reuses a reference training that ``proxy check`` already ran.
+    """
+
+    def __init__(self, path: Path, known: "tuple[Path, ...]" = ()) -> None:
         self.path = path
-        self.rows: list[dict[str, Any]] = pd.read_csv(path).to_dict("records") if path.is_file() else []
+        self.rows = _read_rows(path)
+        self.known = [row for other in known for row in _read_rows(other)]
 
     def find(self, run: Run) -> "dict[str, Any] | None":
-        """The logged row of ``run``, if it finished before."""
-        for row in self.rows:
+        """The logged row of ``run``, if it finished before (here or in a known log)."""
+        for row in self.rows + self.known:
             if (row["genome_key"], row["role"], int(row["seed"]), row["recipe"]) == run.key():
                 return row
         return None

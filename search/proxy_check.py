@@ -31,6 +31,8 @@ from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .targets import proxy_train_config, reference_train_config, seeded
 
 MIN_GENOMES = 3
+CHECK_FOLDER = "proxy_check"
+RUNS_NAME = "runs.csv"
 MAX_SAMPLING_TRIES = 1000
 
 
@@ -93,12 +95,12 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     proxy_train_config(cfg)
     reference_train_config(cfg, recipe=reference)
     plan = plan_proxy_data(cfg.data)
-    out = Path(out) if out is not None else cfg.out_dir / "proxy_check"
-    check_output(out / "runs.csv")
+    out = Path(out) if out is not None else cfg.out_dir / CHECK_FOLDER
+    check_output(out / RUNS_NAME)
     data = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     proxy_recipe, ref_recipe = proxy_train_config(cfg, data), reference_train_config(cfg, data, reference)
     runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds)
-    rows = train_runs(runs, RunLog(out / "runs.csv"), data, train_fn, progress, desc="proxy check")
+    rows = train_runs(runs, RunLog(out / RUNS_NAME), data, train_fn, progress, desc="proxy check")
     p, r = score_matrix(rows, "proxy", n), score_matrix(rows, "reference", n)
     report = fidelity(p, r)
     seconds = rows.groupby("role").train_seconds.mean()
@@ -113,7 +115,7 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     write_atomic(out / "genomes.csv", table.to_csv(index=False))
     write_atomic(out / "report.json", json.dumps(report, indent=1))
     plot_check(table, report, out / "proxy_check.png")
-    report["outputs"] = [str(out / f) for f in ("runs.csv", "genomes.csv", "report.json", "proxy_check.png")]
+    report["outputs"] = [str(out / f) for f in (RUNS_NAME, "genomes.csv", "report.json", "proxy_check.png")]
     return report
 
 

@@ -21,6 +21,7 @@ from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import paired_difference, verdict
 from .latency.atomic import check_output, write_atomic
+from .proxy_check import CHECK_FOLDER, RUNS_NAME
 from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .ranking import kendall_tau
 from .report import pareto_front, trials_frame
@@ -58,7 +59,8 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
     recipe = reference_train_config(cfg, data, reference)
     genomes = [parse_genome(g) for g in chosen.genome]
     runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in seeded(recipe, k)]
-    rows = train_runs(runs, RunLog(out / "verify_runs.csv"), data, train_fn, progress, desc="verify")
+    log = RunLog(out / "verify_runs.csv", known=(cfg.out_dir / CHECK_FOLDER / RUNS_NAME,))
+    rows = train_runs(runs, log, data, train_fn, progress, desc="verify")
     scores = score_matrix(rows, "reference", len(genomes))
     table = verified_table(chosen, scores, data.n_holdout, int(recipe.epoch_size))
     write_atomic(out / "verified.csv", table.to_csv(index=False))

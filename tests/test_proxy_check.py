@@ -137,3 +137,13 @@ def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tm
     again = run_cli(*args, "--json")
     assert again.returncode == 0 and len(pd.read_csv(cfg.out_dir / "verify_runs.csv")) == len(runs)
     assert [r["verified_top1"] for r in json.loads(again.stdout)] == pytest.approx(list(table.verified_top1))
+
+
+def test_imagenet_config_is_checked_unchanged_up_to_its_data(tmp_path: Path) -> None:
+    """The ImageNet config needs no edit for a proxy check: here it stops at the missing ImageNet tree,
+    with one line, before any folder is made."""
+    config = tmp_path / "imagenet.yaml"
+    doc = yaml.safe_load((ROOT / "configs" / "search" / "imagenet.yaml").read_text())
+    config.write_text(yaml.safe_dump({**doc, "out": str(tmp_path / "out")}))
+    assert_user_error(run_cli("proxy", "check", "--config", str(config)), "/path/to/imagenet/train", "not found")
+    assert not (tmp_path / "out").exists()
