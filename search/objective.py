@@ -137,10 +137,13 @@ class Evaluator:
             seconds += float(result.seconds)
             rate += float(result.images_per_second) / len(recipes)
         n = self.proxy.n_holdout
+        noise = self.cfg.proxy["noise_sd"] / 100.0 if self.cfg.proxy["noise_sd"] is not None else None
+        if noise is not None:
+            trial.set_user_attr("noise_sd", noise)
         trial.set_user_attr("accuracy_seeds", [round(a, 6) for a in per_seed])
         trial.set_user_attr("proxy_seeds", [int(r.seed) for r in recipes])
         trial.set_user_attr("holdout_images", n)
-        trial.set_user_attr("accuracy_se", round(accuracy_se(per_seed, n), 6))
+        trial.set_user_attr("accuracy_se", round(accuracy_se(per_seed, n, noise), 6))
         trial.set_user_attr("accuracy_se_binomial", round(binomial_se(sum(per_seed) / len(per_seed), n), 6))
         trial.set_user_attr("train_seconds", round(seconds, 2))
         trial.set_user_attr("images_per_second", round(rate, 2))

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .workers import is_alive
 
 REUSED_ATTRS = ("accuracy", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds", "holdout_images",
-                "latency_ms", "params", "madds", "feasible", "latency_seconds")
+                "noise_sd", "latency_ms", "params", "madds", "feasible", "latency_seconds")
 POLL_SECONDS = 2.0
 
 
