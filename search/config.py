@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "space": "configs/space/mixnet_s.yaml",
     "data": {"dataset": "digits", "data_dir": "runs/data/digits", "size": 32, "classes": None,
              "images_per_class": None, "holdout": 0.2, "seed": 0},
-    "proxy": {"config": "configs/train/digits.yaml", "overrides": {}, "seeds": 1},
+    "proxy": {"config": "configs/train/digits.yaml", "overrides": {}, "seeds": 1, "noise_sd": None},
     "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3},
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
                 "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0,
@@ -209,6 +209,10 @@ def validate(doc: dict, source: str) -> None:
     _check_text(doc["out"], f"{source}: out")
     _check_text(doc["proxy"]["config"], f"{source}: proxy.config")
     _check_int(doc["proxy"]["seeds"], f"{source}: proxy.seeds", 1)
+    noise = doc["proxy"]["noise_sd"]
+    if noise is not None and (not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < 100):
+        raise UsageError(f"{source}: proxy.noise_sd {noise!r} - must be null or one run's sd in top-1 points, "
+                         "as 'search.py proxy check' reports it")
     _check_verify(doc["verify"], source)
     _check_bool(doc["baseline"], f"{source}: baseline")
     _check_choice(doc["mode"], MODES, f"{source}: mode")

@@ -19,31 +19,41 @@ def binomial_se(accuracy: float, n_images: int) -> float:
     return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / n_images) if n_images else math.nan
 
 
-def accuracy_se(per_seed: Sequence[float], n_images: int) -> float:
-    """Standard error of the mean top-1 over seeds.
+def accuracy_se(per_seed: Sequence[float], n_images: int, noise_sd: "float | None" = None) -> float:
+    """Standard error of the mean top-1 over seeds (fractions).
 
     The held-out images are the same for every seed, so their binomial sampling error does not
     shrink with more seeds; the training noise (the spread between seeds) does, by sqrt(seeds).
-    With one seed only the binomial part is known.
+    With one seed the training noise is ``noise_sd`` (one run's sd, as ``proxy check`` measured
+    it), or unknown and left out.
     """
     mean = float(np.mean(per_seed))
-    var = binomial_se(mean, n_images) ** 2
-    if len(per_seed) > 1:
-        var += float(np.var(per_seed, ddof=1)) / len(per_seed)
+    var = binomial_se(mean, n_images) ** 2 + training_var(per_seed, noise_sd) / len(per_seed)
     return math.sqrt(var)
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], n_images: int) -> tuple[float, float]:
-    """Mean and standard error of ``a - b`` for two genomes trained at the same seeds.
+def training_var(per_seed: Sequence[float], noise_sd: "float | None") -> float:
+    """Variance of one run from training noise: the spread between seeds, else the stated ``noise_sd``."""
+    if len(per_seed) > 1:
+        return float(np.var(per_seed, ddof=1))
+    return (noise_sd or 0.0) ** 2
 
-    Pairing by seed takes the training noise from the spread of the per-seed differences; each
-    genome's binomial error on the held-out images is added.
+
+def paired_difference(a: Sequence[float], b: Sequence[float], n_images: int,
+                      noise_sd: "float | None" = None) -> tuple[float, float]:
+    """Mean and standard error of ``a - b`` for two genomes trained at the same seeds (fractions).
+
+    Pairing by seed takes the training noise from the spread of the per-seed differences; with
+    one seed, from the stated one-run ``noise_sd`` of each genome. Each genome's binomial error on
+    the held-out images is added.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diff = a - b
     var = binomial_se(float(a.mean()), n_images) ** 2 + binomial_se(float(b.mean()), n_images) ** 2
     if len(diff) > 1:
         var += float(np.var(diff, ddof=1)) / len(diff)
+    else:
+        var += 2 * (noise_sd or 0.0) ** 2
     return float(diff.mean()), math.sqrt(var)
 
 

@@ -130,8 +130,9 @@ class Evaluator:
             seconds += float(result.seconds)
             rate += float(result.images_per_second) / len(recipes)
         n = self.proxy.n_holdout
+        noise = self.cfg.proxy["noise_sd"] / 100.0 if self.cfg.proxy["noise_sd"] is not None else None
         store(trial, accuracy_seeds=[round(a, 6) for a in per_seed], proxy_seeds=[int(r.seed) for r in recipes],
-              holdout_images=n, accuracy_se=round(accuracy_se(per_seed, n), 6),
+              holdout_images=n, noise_sd=noise, accuracy_se=round(accuracy_se(per_seed, n, noise), 6),
               accuracy_se_binomial=round(binomial_se(sum(per_seed) / len(per_seed), n), 6),
               train_seconds=round(seconds, 2), images_per_second=round(rate, 2))
         return sum(per_seed) / len(per_seed)

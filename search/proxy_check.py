@@ -182,6 +182,9 @@ def describe(report: dict[str, Any]) -> str:
                      f"{num(part['genome_spread_sd'], '.1f')} points sd  (spread/noise {num(part['spread_to_noise'])})")
     lines.append(f"proxy vs reference: Kendall tau {report['kendall_tau']:.2f}  Spearman rho "
                  f"{report['spearman_rho']:.2f}  top-third overlap {100 * report['top_third_overlap']:.0f}%")
+    if p["run_noise_sd"] is not None:
+        lines.append(f"a search at one proxy seed shows this noise in its error bars with proxy.noise_sd: "
+                     f"{p['run_noise_sd']:.2f}")
     lines.append(f"time: {report['seconds_per_proxy_trial']:.0f} s per proxy trial ({report['proxy_seeds']} runs), "
                  f"{report['seconds_per_reference_run']:.0f} s per reference run")
     lines.append("wrote " + ", ".join(report["outputs"]))

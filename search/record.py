@@ -39,6 +39,7 @@ class TrialRecord:
     accuracy_seeds: Optional[list] = None
     proxy_seeds: Optional[list] = None
     holdout_images: Optional[int] = None
+    noise_sd: Optional[float] = None         # the stated one-run training noise (proxy.noise_sd), a fraction
     train_seconds: Optional[float] = None
     images_per_second: Optional[float] = None
     reused_from: Optional[int] = None       # the twin whose result this trial copies
@@ -62,7 +63,7 @@ class TrialRecord:
 
 FIELD_NAMES = frozenset(f.name for f in fields(TrialRecord))
 RESULT_FIELDS = ("accuracy", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds",
-                 "holdout_images", "latency_ms", "params", "madds", "feasible", "latency_seconds")
+                 "holdout_images", "noise_sd", "latency_ms", "params", "madds", "feasible", "latency_seconds")
 
 
 def store(trial: optuna.Trial, **values: Any) -> None:

@@ -21,7 +21,7 @@ from .goal import with_latency
 from .record import TrialRecord, has_genome
 
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se", "accuracy_seeds", "holdout_images",
-           "latency_ms", "params", "madds",
+           "noise_sd", "latency_ms", "params", "madds",
            "feasible", "baseline", "reused_from", "train_seconds", "latency_seconds", "duration_s", "worker",
            "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
@@ -139,13 +139,19 @@ def seeds_of(row: "pd.Series | tuple") -> list[float]:
     return list(seeds) if isinstance(seeds, (list, tuple)) and seeds else [float(row.accuracy)]
 
 
+def noise_of(row: "pd.Series | tuple") -> "float | None":
+    """The stated one-run training noise a trial was scored with (a fraction), if any."""
+    noise = getattr(row, "noise_sd", None)
+    return None if noise is None or pd.isna(noise) else float(noise)
+
+
 def against_baseline(row: "pd.Series | tuple", base: "pd.Series | tuple") -> tuple[float, float, str]:
     """Paired difference from the baseline in points, its standard error, and the verdict."""
     n = int(getattr(base, "holdout_images", 0) or getattr(row, "holdout_images", 0) or 0)
     a, b = seeds_of(row), seeds_of(base)
     if len(a) != len(b):
         a, b = [float(np.mean(a))], [float(np.mean(b))]
-    diff, se = paired_difference(a, b, n)
+    diff, se = paired_difference(a, b, n, noise_of(base))
     return 100 * diff, 100 * se, verdict(diff, se)
 
 
@@ -172,7 +178,7 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
         lines.append(f"{row.number:>6} {row.accuracy * 100:>7.2f} +- {se * 100:4.1f} {row.latency_ms:>11.2f} "
                      f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {versus:>24}  {note.strip()}")
     if baseline is not None and len(shown) > 1:
-        lines.append(verdict_line(verdicts, len(seeds_of(baseline))))
+        lines.append(verdict_line(verdicts, len(seeds_of(baseline)) > 1 or noise_of(baseline) is not None))
     if not front.empty:
         first = front.iloc[0]
         lines.append("train a Pareto genome on ImageNet with MindCV's recipe:")
@@ -181,13 +187,14 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def verdict_line(verdicts: dict[str, list[int]], seeds: int) -> str:
+def verdict_line(verdicts: dict[str, list[int]], noise_known: bool) -> str:
     """One sentence: which front genomes beat MixNet-S beyond noise, which are worse, which cannot be told apart."""
     def trials(numbers: list[int]) -> str:
         return ", ".join(map(str, numbers)) if numbers else "none"
     line = (f"against MixNet-S (beyond {BEYOND_NOISE_Z:g} s.e.): more accurate: trials {trials(verdicts['better'])}; "
             f"less accurate: {trials(verdicts['worse'])}; indistinguishable: {trials(verdicts['indistinguishable'])}")
-    if seeds < 2:
-        line += ("\n  (one proxy seed per genome: the errors hold only the held-out sampling error, not the "
-                 "training noise - set proxy.seeds >= 2, and see 'search.py proxy check')")
+    if not noise_known:
+        line += ("\n  (one proxy seed per genome and no proxy.noise_sd: the errors hold only the held-out "
+                 "sampling error, not the training noise - measure it with 'search.py proxy check', or set "
+                 "proxy.seeds >= 2)")
     return line
