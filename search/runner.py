@@ -47,9 +47,9 @@ def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
     storage = open_storage(cfg.storage_url)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     existing = summaries.get(cfg.study)
+    wanted = cfg.goal.stored_names
     if existing is not None:
         stored = existing.user_attrs.get("objectives")
-        wanted = cfg.goal.stored_names
         directions = [d.name.lower() for d in existing.directions]
         if directions != cfg.goal.directions or (stored is not None and stored != wanted):
             raise UsageError(f"study '{cfg.study}' exists with objectives {stored or directions}; this "
