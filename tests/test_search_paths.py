@@ -232,10 +232,10 @@ def test_shipped_search_configs_load_and_validate() -> None:
     assert (demo.data["dataset"], demo.data["holdout"], demo.proxy["seeds"]) == ("animals", 0.3, 1)
     assert (demo.latency["backend"], demo.latency["device"]) == ("onnxruntime", "CPU")
     proxy = load_config(ROOT / demo.proxy["config"], demo.proxy["overrides"])
-    assert (proxy.width, proxy.epoch_size, proxy.image_resize, proxy.batch_size, proxy.lr) == (0.5, 3, 28, 64, 0.02)
+    assert (proxy.width, proxy.epoch_size, proxy.image_resize, proxy.batch_size, proxy.lr) == (0.5, 3, 28, 64, 0.01)
     assert (proxy.warmup_epochs, proxy.scale, proxy.mixconv_impl, proxy.opt) == (1, [1.0, 1.0], "auto", "adamw")
     reference = reference_train_config(demo)
-    assert (reference.epoch_size, reference.lr, reference.width) == (6, 0.02, 0.5)
+    assert (reference.epoch_size, reference.lr, reference.width) == (6, 0.01, 0.5)
 
     assert (imagenet.sampler, imagenet.trials, imagenet.workers, imagenet.study) == ("nsga2", 200, 1, "mixnet-imagenet")
     assert imagenet.data == {**imagenet.data, "dataset": "imagefolder", "data_dir": "/path/to/imagenet",
