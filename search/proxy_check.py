@@ -28,6 +28,7 @@ from .config import SearchConfig
 from .fidelity import binomial_se, fidelity
 from .latency.atomic import check_output, write_atomic
 from .proxy_data import plan_proxy_data, prepare_proxy_data
+from .report import finish_plot
 from .targets import proxy_train_config, reference_train_config, seeded
 
 MIN_GENOMES = 3
@@ -136,7 +137,6 @@ def genome_table(genomes: list[Genome], proxy: np.ndarray, reference: np.ndarray
 
 def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path) -> None:
     """Proxy mean +- sd against reference mean +- sd, MixNet-S marked; written atomically."""
-    import os
 
     import matplotlib
     matplotlib.use("Agg")
@@ -158,13 +158,7 @@ def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path) -> None:
                  + ("n/a" if seed_tau is None else f"{seed_tau:.2f}"), fontsize=10)
     ax.set_xlabel(f"reference top-1 (%), {report['reference_epochs']} epochs x {report['reference_seeds']} seed(s)")
     ax.set_ylabel(f"proxy top-1 (%), {report['proxy_epochs']} epochs x {report['proxy_seeds']} seed(s)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    finish_plot(fig, ax, path)
 
 
 def describe(report: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -93,6 +94,12 @@ def plot_front(frame: pd.DataFrame, front: pd.DataFrame, path: Path, title: str)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("held-out top-1 (%)")
     ax.set_title(title)
+    finish_plot(fig, ax, path)
+
+
+def finish_plot(fig: "Any", ax: "Any", path: Path) -> None:
+    """Grid, legend and layout of an accuracy plot, saved to ``path`` atomically (temp file, rename)."""
+    import matplotlib.pyplot as plt
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -7,7 +7,6 @@ kept in ``verify_runs.csv`` (resumable); ``verified.csv`` and ``verified.png`` h
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +23,7 @@ from .latency.atomic import check_output, write_atomic
 from .proxy_check import CHECK_FOLDER, RUNS_NAME
 from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .ranking import kendall_tau
-from .report import pareto_front, trials_frame
+from .report import finish_plot, pareto_front, trials_frame
 from .targets import reference_train_config, seeded
 
 
@@ -108,13 +107,7 @@ def plot_verified(table: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("held-out top-1 (%)")
     ax.set_title("Pareto front and MixNet-S retrained with the reference recipe", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    finish_plot(fig, ax, path)
 
 
 def describe(table: pd.DataFrame) -> str:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, assert_user_error, run_cli
+from test_search import digits_dir  # noqa: F401 - the fixture is shared
 
 DATA = Path(__file__).parent / "data"
 SMALL = "stem8_head8_w1_d0.1_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,r1_k3_a1_p1_s2_e1_i8_o8_re,r1_k3_a1_p1_s2_e1_i8_o8_re"
@@ -33,13 +34,6 @@ def check_config(tmp_path: Path, digits_dir: Path, **changes) -> Path:
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The digits dataset as an ImageFolder tree (written once for the module)."""
-    from trainer.bundled import write_digits
-    return write_digits(tmp_path_factory.mktemp("digits") / "digits", size=32)
 
 
 def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Path, digits_dir: Path) -> None:
