@@ -104,9 +104,7 @@ def report(args: argparse.Namespace) -> int:
     from .storage import open_storage
     import optuna
     quiet_optuna()
-    if args.storage.startswith("sqlite:///") and not Path(args.storage[len("sqlite:///"):]).is_file():
-        raise UsageError(f"storage '{args.storage}' not found")
-    storage = open_storage(args.storage, heartbeat=False)
+    storage = open_storage(args.storage, heartbeat=False, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if args.study not in names:
         raise UsageError(f"study '{args.study}' not found in '{args.storage}' - studies: {', '.join(names) or 'none'}")

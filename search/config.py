@@ -195,6 +195,16 @@ def _check_mnas(mnas: dict[str, Any], source: str, needed: bool) -> None:
     _check_bool(mnas["hard"], f"{source}: mnas.hard")
 
 
+def _check_proxy(proxy: dict[str, Any], source: str) -> None:
+    """Raise a UsageError for a bad ``proxy`` value (the recipe itself is checked when it is read)."""
+    _check_text(proxy["config"], f"{source}: proxy.config")
+    _check_int(proxy["seeds"], f"{source}: proxy.seeds", 1)
+    noise = proxy["noise_sd"]
+    if noise is not None and (not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < 100):
+        raise UsageError(f"{source}: proxy.noise_sd {noise!r} - must be null or one run's sd in top-1 points, "
+                         "as 'search.py proxy check' reports it")
+
+
 def _check_verify(verify: dict[str, Any], source: str) -> None:
     """Raise a UsageError for a bad ``verify`` value (the reference recipe file is checked when it is read)."""
     _check_text(verify["config"], f"{source}: verify.config", nullable=True)
@@ -207,12 +217,7 @@ def validate(doc: dict, source: str) -> None:
     from .storage import check_storage_url, is_journal
     _check_text(doc["space"], f"{source}: space")
     _check_text(doc["out"], f"{source}: out")
-    _check_text(doc["proxy"]["config"], f"{source}: proxy.config")
-    _check_int(doc["proxy"]["seeds"], f"{source}: proxy.seeds", 1)
-    noise = doc["proxy"]["noise_sd"]
-    if noise is not None and (not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < 100):
-        raise UsageError(f"{source}: proxy.noise_sd {noise!r} - must be null or one run's sd in top-1 points, "
-                         "as 'search.py proxy check' reports it")
+    _check_proxy(doc["proxy"], source)
     _check_verify(doc["verify"], source)
     _check_bool(doc["baseline"], f"{source}: baseline")
     _check_choice(doc["mode"], MODES, f"{source}: mode")

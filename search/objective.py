@@ -166,9 +166,7 @@ def is_surplus(trial: optuna.Trial, target: int) -> bool:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
     others = trial.study.get_trials(deepcopy=False, states=states)
     done = sum(1 for t in others if t.state == optuna.trial.TrialState.COMPLETE)
-    earlier = 0
-    for t in others:
-        worker = TrialRecord.from_trial(t).worker
-        if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number and (worker is None or is_alive(worker)):
-            earlier += 1
+    running = [t for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number]
+    workers = [TrialRecord.from_trial(t).worker for t in running]
+    earlier = sum(1 for worker in workers if worker is None or is_alive(worker))
     return done + earlier >= target

@@ -44,7 +44,7 @@ def complete_count(study: optuna.Study) -> int:
 
 def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
     """Load the study (creating it when ``create``); its objectives must match the config."""
-    storage = open_storage(cfg.storage_url)
+    storage = open_storage(cfg.storage_url, must_exist=not create)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     existing = summaries.get(cfg.study)
     wanted = cfg.goal.stored_names

@@ -71,9 +71,17 @@ def check_storage_url(url: str) -> None:
                          "or a journal file (journal:FILE or FILE.log)")
 
 
-def open_storage(url: str, heartbeat: bool = True) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``; RDB storages get a heartbeat and one retry of failed trials."""
+def open_storage(url: str, heartbeat: bool = True, must_exist: bool = False) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``; RDB storages get a heartbeat and one retry of failed trials.
+
+    With ``must_exist`` a storage file (SQLite or journal) that is not there is an error, and none
+    is created.
+    """
     check_storage_url(url)
+    if must_exist:
+        path = journal_path(url) if is_journal(url) else sqlite_path(url) if url.startswith("sqlite:") else None
+        if path is not None and not path.is_file():
+            raise UsageError(f"storage '{url}' not found")
     try:
         if is_journal(url):
             path = journal_path(url)

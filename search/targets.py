@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from space import Genome
@@ -122,8 +123,6 @@ def reference_train_config(cfg: SearchConfig, proxy: "ProxyData | None" = None,
     one it is the proxy's own recipe trained ``verify.epochs_factor`` times longer (the added
     epochs extend any decay phase), then ``verify.overrides``.
     """
-    from pathlib import Path
-
     from trainer.config import load_config
     recipe = recipe or cfg.verify["config"]
     where = f"{cfg.source}: reference recipe"

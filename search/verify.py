@@ -31,8 +31,6 @@ def candidates(cfg: SearchConfig) -> pd.DataFrame:
     """The study's Pareto front plus its baseline trial (MixNet-S), by latency."""
     from .runner import open_study, quiet_optuna
     quiet_optuna()
-    if cfg.storage_url.startswith("sqlite:///") and not Path(cfg.storage_url[len("sqlite:///"):]).is_file():
-        raise UsageError(f"storage '{cfg.storage_url}' not found - run the search first")
     frame = trials_frame(open_study(cfg, create=False))
     front = pareto_front(frame, cfg.goal.front_objectives)
     done = frame[(frame.state == "COMPLETE") & frame.baseline]

@@ -10,30 +10,24 @@ import pytest
 import yaml
 
 from conftest import ROOT, assert_user_error, run_cli
-from test_search import digits_dir  # noqa: F401 - the fixture is shared
+from test_search import digits_dir, tiny_config  # noqa: F401 - the fixture is shared
 
-DATA = Path(__file__).parent / "data"
 SMALL = "stem8_head8_w1_d0.1_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,r1_k3_a1_p1_s2_e1_i8_o8_re,r1_k3_a1_p1_s2_e1_i8_o8_re"
 LARGE = ("stem32_head256_w1_d0.1_nc10,r1_k3_a1_p1_s1_e1_i32_o32_re,r1_k3.5_a1_p1_s2_e6_i32_o48_re,"
          "r1_k3.5.7_a1_p1_s2_e6_i48_o64_se0.25_sw_sesw")
 
 
 def check_config(tmp_path: Path, digits_dir: Path, **changes) -> Path:
-    """A search config whose proxy trains 2 epochs at 16 px on 60 digits a class (full width)."""
+    """The tiny search config with a proxy that trains 2 epochs at 16 px on 60 digits a class (full width)."""
     doc = {
-        "space": str(DATA / "tiny_space.yaml"),
         "data": {"dataset": "imagefolder", "data_dir": str(digits_dir), "images_per_class": 60, "holdout": 0.3},
         "proxy": {"config": str(ROOT / "configs" / "train" / "digits.yaml"),
                   "overrides": {"epoch_size": 2, "batch_size": 32, "image_resize": 16, "width": None,
                                 "num_parallel_workers": 1, "warmup_epochs": 0, "val_while_train": False}},
-        "verify": {"epochs_factor": 1, "seeds": 2},
-        "latency": {"backend": "onnxruntime", "resolution": 64, "warmup": 2, "repeats": 5, "min_span_s": 1.0},
-        "trials": 3, "study": "tiny", "out": str(tmp_path / "out"), "seed": 1,
+        "verify": {"epochs_factor": 1, "seeds": 2}, "trials": 3,
     }
     doc.update(changes)
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    return tiny_config(tmp_path, digits_dir, **doc)
 
 
 def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Path, digits_dir: Path) -> None:
