@@ -7,7 +7,7 @@ from pathlib import Path
 import mindspore as ms
 from mindspore import nn
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 
 class CheckpointMismatch(UsageError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from space import Genome, parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .network import BN_EPS, BN_MOMENTUM, DEFAULT_IMPL, MixNet
 

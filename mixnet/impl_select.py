@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -24,11 +22,13 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from space.errors import UsageError
+from space.basics.atomic import write_atomic
+from space.basics.cache import cache_dir
+from space.basics.errors import UsageError
 
 from space.genome import LayerSpec
 
-from .kernels.build import KernelUnavailable, cache_dir, cpu_signature, library_path
+from .kernels.build import KernelUnavailable, cpu_signature, library_path
 
 from .blocks import MixNetBlock
 from .layers import CONCRETE_IMPLS
@@ -154,16 +154,7 @@ def _read_cache() -> dict:
 
 
 def _write_cache(data: dict) -> None:
-    path = cache_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(cache_file(), json.dumps(data, indent=1, sort_keys=True))
 
 
 def auto_impl(remeasure: bool = False) -> str:

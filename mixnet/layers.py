@@ -14,7 +14,7 @@ from mindspore import Tensor, nn, ops
 from mindspore import dtype as mstype
 from mindspore.common.initializer import Normal, Uniform, initializer
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.rounding import split_channels
 
 from .numpy_compat import absorb_numpy_init

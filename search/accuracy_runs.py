@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from space import Genome
 
-from .latency.atomic import write_atomic
+from space.basics.atomic import write_atomic
 from .proxy_data import ProxyData
 from .targets import trained_network
 

@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 
 from mixnet.quiet import quiet_mindspore
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 COMMAND_MODULES = ("space.commands", "search.commands", "search.latency.commands", "search.latency.serve_command",
                    "trainer.commands")

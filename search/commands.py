@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 DEMO_CONFIG = "configs/search/demo.yaml"
 EXPORT_FORMATS = ("MINDIR", "ONNX")

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from space.codecs.document import unknown_key_error
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from trainer.bundled import DATASETS as BUNDLED
 from trainer.bundled import check_available
 

@@ -20,13 +20,13 @@ import pandas as pd
 
 from space import Genome
 from space.cost import network_cost
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.search_space import SearchSpace
 
 from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import binomial_se, fidelity
-from .latency.atomic import check_output, write_atomic
+from space.basics.atomic import check_output, write_atomic
 from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .report import finish_plot
 from .targets import proxy_train_config, reference_train_config, seeded

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
-from .filelock import file_lock
+from space.basics.filelock import file_lock
 
 MANIFEST = "manifest.json"
 

@@ -17,7 +17,7 @@ from space import parse_genome
 from space.codecs import genome_to_yaml
 
 from .fidelity import BEYOND_NOISE_Z, paired_difference, verdict
-from .filelock import file_lock
+from space.basics.filelock import file_lock
 from .goal import with_latency
 from .record import TrialRecord, has_genome
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.search_space import SearchSpace
 
 from .config import SearchConfig

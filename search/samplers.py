@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .config import SAMPLERS
 

@@ -11,9 +11,9 @@ import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
-from .filelock import file_lock
+from space.basics.filelock import file_lock
 
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 40

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from space import Genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .config import SearchConfig, latency_target_of
 from .proxy_data import ProxyData

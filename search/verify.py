@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from space import parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import paired_difference, verdict
-from .latency.atomic import check_output, write_atomic
+from space.basics.atomic import check_output, write_atomic
 from .proxy_check import CHECK_FOLDER, RUNS_NAME
 from .proxy_data import plan_proxy_data, prepare_proxy_data
 from .ranking import kendall_tau

@@ -1,6 +1,6 @@
 """The MixNet genome language: genes, codecs, presets, search spaces and the cost model."""
 
-from .errors import GenomeError, UsageError
+from .basics.errors import GenomeError, UsageError
 from .genome import BlockGene, Genome, LayerSpec
 from .parse import parse_genome
 from .presets import PRESETS, preset

@@ -9,7 +9,7 @@ import yaml
 
 from .codecs import encode_arch_def, genome_to_yaml, to_tf_strings
 from .cost import network_cost
-from .errors import UsageError
+from .basics.errors import UsageError
 from .genome import Genome
 from .parse import parse_genome
 from .search_space import SearchSpace

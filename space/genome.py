@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
-from .errors import GenomeError
+from .basics.errors import GenomeError
 from .rounding import round_channels, split_channels
 
 ACTIVATIONS = ("relu", "swish")

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from .codecs.document import genome_from_line, load_genome_file
-from .errors import GenomeError
+from .basics.errors import GenomeError
 from .genome import Genome
 from .presets import PRESETS
 

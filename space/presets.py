@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .codecs.document import genome_from_blocks
-from .errors import GenomeError
+from .basics.errors import GenomeError
 from .genome import Genome
 
 MIXNET_S_TF = [

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from .codecs.document import unknown_key_error
-from .errors import GenomeError, UsageError
+from .basics.errors import GenomeError, UsageError
 from .genome import BlockGene, Genome
 from .parse import parse_genome
 

@@ -14,7 +14,7 @@ from search.latency import measure as measure_module
 from search.latency.environment import env_key
 from search.latency.protocol import MIN_SPAN_S
 from space import parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 TINY = parse_genome("stem8_head64_w1_d0.2_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,"
                     "r1_k3_a1_p1_s2_e3_i8_o16_re,r1_k3_a1_p1_s2_e3_i16_o24_se0.5_sw_sesw")

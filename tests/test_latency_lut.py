@@ -19,7 +19,7 @@ from search.ranking import kendall_tau
 from search.latency.lut import fit_correction
 from search.latency.lut_build import calibration_genomes, extreme_genomes
 from space import parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.search_space import SearchSpace
 
 TINY_SPACE = """\

@@ -19,7 +19,7 @@ from search.latency.measure import measure_cells
 from search.latency.offline import export_batch, import_results, measure_manifest
 from search.latency.protocol import time_runs
 from space import parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 TINY = ("stem8_head64_w1_d0.2_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,r1_k3_a1_p1_s2_e3_i8_o16_re,"
         "r1_k3_a1_p1_s2_e3_i16_o24_se0.5_sw_sesw")

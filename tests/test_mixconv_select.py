@@ -10,7 +10,7 @@ import pytest
 
 from mixnet import create_model, impl_select
 from mixnet.kernels import build
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 
 @pytest.fixture

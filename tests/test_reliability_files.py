@@ -23,7 +23,7 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path: Path) -> None
     target = tmp_path / "lut.csv"
     target.write_text("old,complete\n")
     big = 400_000_000
-    child = subprocess.Popen([sys.executable, "-c", "import sys; from search.latency.atomic import write_atomic; "
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from space.basics.atomic import write_atomic; "
                               f"write_atomic(sys.argv[1], 'x' * {big})", str(target)], cwd=ROOT, env=ENV)
     deadline = time.time() + 120
     caught: list[Path] = []

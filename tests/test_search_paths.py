@@ -24,7 +24,7 @@ from search.runner import run_search
 from search.targets import reference_train_config
 from space import parse_genome, preset
 from space.cost import network_cost
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.search_space import SearchSpace
 from test_search import DATA, completed, digits_dir, tiny_config  # noqa: F401 - the fixture is shared
 

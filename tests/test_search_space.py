@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from space import preset
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.search_space import SearchSpace
 
 SPACE_FILE = Path(__file__).parents[1] / "configs" / "space" / "mixnet_s.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, assert_user_error, run_cli
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from trainer.config import KEYS, load_config
 
 DATA = Path(__file__).parent / "data"

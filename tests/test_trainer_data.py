@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, assert_user_error, run_cli
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from trainer.augment import OPS, Policy, RandAugment, parse_policy
 from trainer.config import load_config
 from trainer.data import TrainData, check_same_classes, eval_batches, scan_split

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, assert_user_error, run_cli
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from trainer import evaluate, load_config, train, write_digits
 from mixnet.checkpoint import read_checkpoint as load
 from trainer.checkpointing import read_meta

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 VAL_FRACTION = 0.2
 Arrays = tuple[np.ndarray, np.ndarray, list[str]]

@@ -19,7 +19,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor
 
 from mixnet.checkpoint import fit_report
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .processes import process_alive
 

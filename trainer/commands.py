@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .config import KEYS, close_keys, load_config
 

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import yaml
 
 from mixnet.devices import DEVICES
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .augment import parse_policy
 

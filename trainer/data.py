@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .mixing import BatchMixer, mixing_enabled
 from .transforms import EvalTransform, SkipCounter, TrainTransform

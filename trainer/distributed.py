@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 LAUNCHER_VARIABLES = ("MS_ROLE", "RANK_TABLE_FILE", "MINDSPORE_HCCL_CONFIG_PATH", "OMPI_COMM_WORLD_SIZE")
 _initialized = {"done": False}

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mixnet.checkpoint import read_checkpoint
 from space import Genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .checkpointing import (BEST_NAME, atomic_save, epoch_checkpoints, load_network_weights, prune, read_meta,
                             remove_stale_temporaries, restore_state)

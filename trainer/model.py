@@ -9,7 +9,7 @@ from mindspore import nn
 
 from mixnet import MixNet, apply_overrides, create_model
 from space import PRESETS, Genome, parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 MINDCV_DROPOUT = 0.2
 

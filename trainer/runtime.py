@@ -7,7 +7,7 @@ from typing import Any
 import mindspore as ms
 
 from mixnet.devices import mindspore_devices
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 
 def set_runtime(cfg: Any) -> None:

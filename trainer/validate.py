@@ -11,7 +11,7 @@ import numpy as np
 
 from mixnet.checkpoint import read_checkpoint
 from space import Genome, parse_genome
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .checkpointing import load_network_weights, read_meta
 from .data import Split, eval_batches, scan_split

@@ -14,11 +14,12 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from space.errors import UsageError
+from space.basics.atomic import atomic_path
+from space.basics.cache import cache_dir
+from space.basics.errors import UsageError
 
 KERNEL_DIR = Path(__file__).parent
 SOURCES = ("batch_norm.cpp", "direct_conv.cpp", "pointwise.cpp", "threads.cpp", "training.cpp")
@@ -28,14 +29,6 @@ FLAGS = ("-std=c++17", "-O3", "-march=native", "-shared", "-fPIC", "-pthread")
 
 class KernelUnavailable(UsageError):
     """The C++ kernels cannot be built here (no compiler, or the compile failed)."""
-
-
-def cache_dir() -> Path:
-    """Directory holding built kernels and measured choices."""
-    if os.environ.get("MIXNAS_CACHE_DIR"):
-        return Path(os.environ["MIXNAS_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mixnas"
 
 
 def compiler() -> str:
@@ -83,16 +76,9 @@ def library_path() -> Path:
     target = cache_dir() / "kernels" / library_name(cxx)
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp.so", dir=target.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([cxx, *FLAGS, "-o", tmp, *(str(KERNEL_DIR / name) for name in SOURCES)],
+    with atomic_path(target, suffix=".so") as tmp:
+        proc = subprocess.run([cxx, *FLAGS, "-o", str(tmp), *(str(KERNEL_DIR / name) for name in SOURCES)],
                               capture_output=True, text=True, timeout=300, check=False)
         if proc.returncode != 0:
             raise KernelUnavailable(f"compiling the kernels in {KERNEL_DIR} failed:\n{proc.stderr.strip()}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target

@@ -15,10 +15,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Iterator
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.genome import Genome
 
-from mixnet.kernels.build import cache_dir
+from space.basics.cache import cache_dir
 
 from .environment import env_key
 from .protocol import LatencyResult

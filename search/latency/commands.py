@@ -6,7 +6,7 @@ import argparse
 import json
 import random
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.parse import parse_genome
 from space.search_space import SearchSpace
 
@@ -197,7 +197,7 @@ def run_profile(args: argparse.Namespace) -> int:
 
 def run_lut_build(args: argparse.Namespace) -> int:
     """Build a LUT and print where it went and how long it took."""
-    from .atomic import check_output
+    from space.basics.atomic import check_output
     from .lut_build import build_lut
     check_output(args.out)
     space = SearchSpace.from_yaml(args.space)

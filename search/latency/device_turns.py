@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-from mixnet.kernels.build import cache_dir
+from space.basics.cache import cache_dir
 
-from ..filelock import flocked
+from space.basics.filelock import flocked
 
 
 def lock_folder() -> Path:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.genome import Genome
 from space.parse import parse_genome
 from space.search_space import FIELDS, SHORT, SearchSpace, choice_of
 
-from .atomic import write_atomic
+from space.basics.atomic import write_atomic
 from .target import LatencyTarget
 
 MAGIC = "# mixnas-lut "

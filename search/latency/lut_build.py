@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from space.cost import network_cost
-from space.errors import GenomeError
+from space.basics.errors import GenomeError
 from space.genome import Genome
 from space.search_space import Dimension, SearchSpace
 

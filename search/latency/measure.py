@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.genome import Genome
 
 from .backends import configure_process, prepare_runner

@@ -9,11 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from space.errors import GenomeError, UsageError
+from space.basics.errors import GenomeError, UsageError
 from space.genome import Genome
 from space.parse import parse_genome
 
-from .atomic import write_atomic
+from space.basics.atomic import write_atomic
 from .cache import LatencyCache
 from .environment import env_key, environment, package_version
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, check_protocol, time_runs

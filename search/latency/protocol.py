@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from .host_cpus import affinity_restored, cpu_groups, pin, pinning_refused
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.genome import Genome
 
 from .protocol import LatencyResult

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted (or idle for ``--idle-exit``)."""
-    from space.errors import UsageError
+    from space.basics.errors import UsageError
 
     from .remote import LatencyQueue, describe
     target = LatencyTarget(backend=args.backend, device=device_name(args.device), device_id=args.device_id,

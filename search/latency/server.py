@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Callable
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 from space.parse import parse_genome
 
 from .cache import LatencyCache

@@ -6,7 +6,7 @@ import importlib.util
 from dataclasses import asdict, dataclass
 
 from mixnet.devices import DEVICES, mindspore_devices
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 BACKENDS = ("mindspore", "onnxruntime", "mindir")
 DEFAULT_THREADS = 1

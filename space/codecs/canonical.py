@@ -8,7 +8,7 @@ string.
 
 from __future__ import annotations
 
-from ..errors import GenomeError
+from ..basics.errors import GenomeError
 from ..genome import BlockGene, Genome
 from .tokens import BlockTokens, check_expansion, dotted, fmt_number, ones
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import GenomeError
+from ..basics.errors import GenomeError
 from ..genome import BlockGene, Genome
 from .canonical import decode_canonical_block, decode_header, is_header
 from .tf import decode_tf_block, looks_like_tf

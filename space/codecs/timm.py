@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import GenomeError
+from ..basics.errors import GenomeError
 from ..genome import BlockGene
 from .tokens import BlockTokens, check_expansion, dotted, fmt_number, ones
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import GenomeError
+from ..basics.errors import GenomeError
 from ..genome import BlockGene
 
 _TOKEN = re.compile(r"([a-z]+)(\d[\d.]*)")

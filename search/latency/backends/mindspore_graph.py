@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from ..target import LatencyTarget
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from space.errors import UsageError
+from space.basics.errors import UsageError
 
 from ..target import ORT_PROVIDERS, LatencyTarget
 from .mindspore_graph import random_input

@@ -1,0 +1,58 @@
+"""Writing files so readers see the old content or the new, never half of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import UsageError
+
+
+@contextmanager
+def atomic_path(path: "str | Path", suffix: str = ".tmp", folder: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the ``with`` block to write (a file, or a folder with
+    ``folder=True``); renamed onto ``path`` when the block ends without an error, removed otherwise.
+
+    ``suffix`` is the temporary name's ending, for writers that choose a format by it (``.png``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if folder:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if folder and path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(path: "str | Path", text: str) -> None:
+    """Write ``text`` to ``path`` atomically (fsynced before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def check_output(path: "str | Path") -> None:
+    """Raise UsageError now, before any work, when ``path`` cannot be written (its folder is made)."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write '{path}': folder '{folder}' is not writable")
