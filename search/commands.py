@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from space.basics.atomic import atomic_path
 from space.basics.errors import UsageError
 
 DEMO_CONFIG = "configs/search/demo.yaml"
@@ -166,18 +165,11 @@ def export(args: argparse.Namespace) -> int:
         load_weights(net, args.ckpt_path)
     net.set_train(False)
     x = ms.Tensor(np.zeros((args.batch, 3, args.resolution, args.resolution), np.float32))
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
-    try:
+    with atomic_path(out, suffix=SUFFIX[args.format]) as tmp:  # the exporters keep a name with their suffix
         if args.format == "ONNX":
             import mindspore.onnx
-            mindspore.onnx.export(net, x, file_name=str(tmp / "model.onnx"), input_names=["images"],
-                                  output_names=["logits"])
+            mindspore.onnx.export(net, x, file_name=str(tmp), input_names=["images"], output_names=["logits"])
         else:
-            ms.export(net, x, file_name=str(tmp / "model"), file_format="MINDIR")
-        produced = tmp / f"model{SUFFIX[args.format]}"
-        produced.chmod(0o644)
-        os.replace(produced, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            ms.export(net, x, file_name=str(tmp), file_format="MINDIR")
     print(f"wrote {out} ({args.format}, input {args.batch}x3x{args.resolution}x{args.resolution})")
     return 0

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from space.codecs.document import unknown_key_error
-from space.basics.errors import UsageError
+from space.basics.documents import load_mapping
+from space.basics.errors import UsageError, unknown_key_error
 from trainer.bundled import DATASETS as BUNDLED
 from trainer.bundled import check_available
 
@@ -257,16 +256,8 @@ def load_search_config(path: "str | Path | None", overrides: dict[str, Any] | No
     given: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise UsageError(f"search config '{path}' not found")
-        try:
-            given = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UsageError(f"search config '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(given, dict):
-            raise UsageError(f"search config '{path}' must be a mapping of keys")
+        given = load_mapping(path, "search config")
     doc = _merge(DEFAULTS, given, source)
     for key, value in (overrides or {}).items():
         if value is not None:

@@ -11,12 +11,12 @@ import hashlib
 import json
 import os
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer.image_folder import class_images
+from space.basics.atomic import atomic_path
 from space.basics.errors import UsageError
 
 from space.basics.filelock import file_lock
@@ -35,20 +35,11 @@ class ProxyData:
 
 
 def _class_files(train_dir: Path) -> dict[str, list[Path]]:
-    """Class folder -> sorted image files; errors for a missing split, no classes or an empty class."""
+    """Class folder -> sorted image files; errors for a missing split, no classes or a class without images."""
     if not train_dir.is_dir():
         raise UsageError(f"dataset split '{train_dir}' not found - expected an ImageFolder tree "
                          "DATA_DIR/train/<class>/<image>")
-    classes = sorted(d for d in train_dir.iterdir() if d.is_dir())
-    if not classes:
-        raise UsageError(f"dataset split '{train_dir}' has no class folders")
-    files = {}
-    for d in classes:
-        images = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-        if not images:
-            raise UsageError(f"class folder '{d}' is empty")
-        files[d.name] = images
-    return files
+    return class_images(train_dir, "dataset split")
 
 
 def _plan(files: dict[str, list[Path]], data: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
@@ -75,18 +66,14 @@ def _plan(files: dict[str, list[Path]], data: dict[str, Any]) -> dict[str, dict[
 
 def _write_tree(plan: dict[str, dict[str, list[str]]], root: Path, manifest: dict) -> None:
     """Write the linked tree into a temporary folder, then move it into place."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".proxy-", dir=root.parent))
-    for split, classes in plan.items():
-        for name, images in classes.items():
-            folder = tmp / split / name
-            folder.mkdir(parents=True)
-            for i, src in enumerate(images):
-                os.symlink(src, folder / f"{i:06d}{Path(src).suffix}")
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(tmp, root)
+    with atomic_path(root, suffix="", folder=True) as tmp:
+        for split, classes in plan.items():
+            for name, images in classes.items():
+                folder = tmp / split / name
+                folder.mkdir(parents=True)
+                for i, src in enumerate(images):
+                    os.symlink(src, folder / f"{i:06d}{Path(src).suffix}")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
 Plan = dict[str, dict[str, list[str]]]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from space.basics.atomic import atomic_path
 from space import parse_genome
 from space.codecs import genome_to_yaml
 
@@ -60,9 +58,8 @@ def pareto_front(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a CSV atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def _error_bar(rows: pd.DataFrame) -> np.ndarray:
@@ -103,27 +100,22 @@ def finish_plot(fig: "Any", ax: "Any", path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _write_best(front: pd.DataFrame, best_dir: Path) -> list[Path]:
     """One genome YAML per Pareto point, replacing the folder atomically."""
-    best_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".best-", dir=best_dir.parent))
     paths = []
-    for row in front.itertuples():
-        name = f"trial_{row.number:04d}.yaml"
-        se = "" if pd.isna(row.accuracy_se) else f" +- {row.accuracy_se:.4f} (s.e.)"
-        head = (f"# trial {row.number}: held-out top-1 {row.accuracy:.4f}{se}, latency {row.latency_ms:.2f} ms, "
-                f"{int(row.params):,} params, {int(row.madds):,} MAdds\n")
-        (tmp / name).write_text(head + genome_to_yaml(parse_genome(row.genome)))
-        paths.append(best_dir / name)
-    if best_dir.exists():
-        shutil.rmtree(best_dir)
-    os.replace(tmp, best_dir)
+    with atomic_path(best_dir, suffix="", folder=True) as tmp:
+        for row in front.itertuples():
+            name = f"trial_{row.number:04d}.yaml"
+            se = "" if pd.isna(row.accuracy_se) else f" +- {row.accuracy_se:.4f} (s.e.)"
+            head = (f"# trial {row.number}: held-out top-1 {row.accuracy:.4f}{se}, latency {row.latency_ms:.2f} ms, "
+                    f"{int(row.params):,} params, {int(row.madds):,} MAdds\n")
+            (tmp / name).write_text(head + genome_to_yaml(parse_genome(row.genome)))
+            paths.append(best_dir / name)
     return paths
 
 

@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
-from .codecs.document import unknown_key_error
-from .basics.errors import GenomeError, UsageError
+from .basics.documents import load_document
+from .basics.errors import GenomeError, UsageError, unknown_key_error
 from .genome import BlockGene, Genome
 from .parse import parse_genome
 
@@ -121,14 +119,7 @@ class SearchSpace:
     @classmethod
     def from_yaml(cls, path: "str | Path") -> "SearchSpace":
         """Load a space file; every problem is a UsageError naming the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"space file '{path}' not found")
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise UsageError(f"space file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.from_dict(doc, str(path))
+        return cls.from_dict(load_document(path, "space file"), str(path))
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "space") -> "SearchSpace":
@@ -137,7 +128,7 @@ class SearchSpace:
             raise UsageError(f"{source}: expected a mapping with 'skeleton' and 'choices'")
         for key in doc:
             if key not in SPACE_KEYS:
-                raise unknown_key_error(str(key), SPACE_KEYS, source)
+                raise unknown_key_error(str(key), SPACE_KEYS, source, GenomeError)
         try:
             skeleton = parse_genome(str(doc.get("skeleton", "mixnet_s")))
         except GenomeError as exc:
@@ -165,7 +156,7 @@ class SearchSpace:
             raise UsageError(f"{where}: expected a mapping of field -> list of choices")
         for key in doc:
             if key not in FIELDS:
-                raise unknown_key_error(str(key), FIELDS, where)
+                raise unknown_key_error(str(key), FIELDS, where, GenomeError)
         return {f: _normalize_menu(f, v, where) for f, v in doc.items()}
 
     @property

@@ -10,7 +10,6 @@ network weights that were validated (the EMA weights when ``ema`` is on).
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import mindspore as ms
 from mindspore import Parameter, Tensor
 
+from space.basics.atomic import TEMPORARY_NAME, atomic_path
 from mixnet.checkpoint import fit_report
 from space.basics.errors import UsageError
 
@@ -30,18 +30,16 @@ TRAINING_STATE_PREFIXES = ("moment", "adam_m.", "adam_v.", "mean_square.", "mean
                            "scale_sense", "current_iterator_step", "last_overflow_iterator_step", "epoch_num",
                            "step_num", "updates", "mixnas_")
 EPOCH_FILE = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d+)_(?P<steps>\d+)\.ckpt$")
-TEMPORARY_FILE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp(\.ckpt|\.tmp)?$")
 
 
 def atomic_save(path: Path, params: dict[str, Any], meta: "dict | None" = None, epoch: "int | None" = None,
                 step: "int | None" = None) -> Path:
     """Write ``params`` (name -> Parameter/Tensor) to ``path`` through a temporary file and a rename.
 
-    MindSpore writes ``.{stem}.{pid}.tmp.tmp`` and renames it to ``.{stem}.{pid}.tmp.ckpt``, which is
-    then renamed to ``path``; a killed writer leaves one of the two behind, never a partial ``path``.
+    MindSpore writes the temporary ``....tmp.ckpt`` through its own ``....tmp.tmp``; a killed writer
+    leaves one of the two behind (removed by :func:`remove_stale_temporaries` once it is dead), never a
+    partial ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.ckpt"
     entries = [{"name": name, "data": value} for name, value in params.items()]
     extra: dict[str, Any] = {}
     if epoch is not None:
@@ -50,12 +48,8 @@ def atomic_save(path: Path, params: dict[str, Any], meta: "dict | None" = None, 
         extra["step_num"] = step
     if meta is not None:
         extra[META_KEY] = json.dumps(meta, sort_keys=True)
-    try:
+    with atomic_path(path, suffix=".ckpt") as tmp:
         ms.save_checkpoint(entries, str(tmp), append_dict=extra or None)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -65,7 +59,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():
-        m = TEMPORARY_FILE.match(path.name)
+        m = TEMPORARY_NAME.match(path.name)
         if m and not process_alive(int(m.group("pid"))):
             path.unlink(missing_ok=True)
             removed.append(path)

@@ -9,7 +9,6 @@ batches, so every rank runs the same number of steps.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,12 +17,9 @@ import numpy as np
 
 from space.basics.errors import UsageError
 
+from .image_folder import EXTENSIONS, class_images
 from .mixing import BatchMixer, mixing_enabled
 from .transforms import EvalTransform, SkipCounter, TrainTransform
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
-EXTENSIONS = sorted({s for ext in IMAGE_SUFFIXES for s in (ext, ext.upper())})
-
 
 @dataclass(frozen=True)
 class Split:
@@ -58,16 +54,8 @@ def scan_split(data_dir: str, split: str, key: str) -> Split:
         present = sorted(p.name for p in root.iterdir() if p.is_dir())
         raise UsageError(f"{key} folder '{path}' not found - data_dir holds: {', '.join(present) or 'no folders'}"
                          f" (set {key} to one of them)")
-    classes = sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
-    if not classes:
-        raise UsageError(f"{key} '{path}' has no class folders - expected one sub-folder of images per class")
-    counts = []
-    for name in classes:
-        n = sum(1 for entry in os.scandir(path / name) if entry.is_file() and entry.name.endswith(tuple(EXTENSIONS)))
-        if n == 0:
-            raise UsageError(f"class folder '{path / name}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        counts.append(n)
-    return Split(path, tuple(classes), tuple(counts))
+    files = class_images(path, key)
+    return Split(path, tuple(files), tuple(map(len, files.values())))
 
 
 def check_same_classes(train: Split, val: Split) -> None:

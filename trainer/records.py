@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
+
+from space.basics.atomic import write_atomic
 
 COLUMNS = ("epoch", "step", "lr", "loss", "val_loss", "top1", "top5", "val_images", "train_images",
            "skipped_images", "train_seconds", "val_seconds", "images_per_second", "best_top1")
@@ -30,10 +31,7 @@ class MetricsLog:
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(self.rows)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(buffer.getvalue())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, buffer.getvalue())
 
     def last(self) -> "dict[str, str] | None":
         """The newest row, if any."""

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from space.basics.documents import load_mapping
 from space.basics.errors import GenomeError, UsageError
 from space.genome import Genome
 from space.parse import parse_genome
@@ -59,13 +60,8 @@ def read_manifest(path: "str | Path") -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise UsageError(f"manifest '{path}' not found")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"manifest '{path}' is not JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+    manifest = load_mapping(path, "manifest")
+    if manifest.get("format") != MANIFEST_FORMAT:
         raise UsageError(f"manifest '{path}' is not a MixNAS MindIR manifest (format {MANIFEST_FORMAT})")
     manifest["dir"] = path.parent
     return manifest

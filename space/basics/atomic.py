@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -11,23 +12,30 @@ from typing import Iterator
 
 from .errors import UsageError
 
+TEMPORARY_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.\w+\.tmp(\.\w+)?$")
+
 
 @contextmanager
-def atomic_path(path: "str | Path", suffix: str = ".tmp", folder: bool = False) -> Iterator[Path]:
+def atomic_path(path: "str | Path", suffix: str = "", folder: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path`` for the ``with`` block to write (a file, or a folder with
     ``folder=True``); renamed onto ``path`` when the block ends without an error, removed otherwise.
 
-    ``suffix`` is the temporary name's ending, for writers that choose a format by it (``.png``)."""
+    The temporary name is ``.{name}.{pid}.{random}.tmp{suffix}`` (:data:`TEMPORARY_NAME`): hidden, its
+    writer's process id in it, and ending in ``suffix`` for writers that choose a format by it
+    (``.png``, ``.ckpt``). It gets the permissions a new file or folder gets (the umask's).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    prefix, ending = f".{path.name}.{os.getpid()}.", f".tmp{suffix}"
     if folder:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=ending, dir=path.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=ending, dir=path.parent)
         os.close(fd)
         tmp = Path(name)
     try:
         yield tmp
+        tmp.chmod((0o777 if folder else 0o666) & ~_umask())
         if folder and path.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -36,6 +44,13 @@ def atomic_path(path: "str | Path", suffix: str = ".tmp", folder: bool = False) 
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: "str | Path", text: str) -> None:

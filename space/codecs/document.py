@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..basics.errors import GenomeError
+from ..basics.documents import load_document
+from ..basics.errors import GenomeError, unknown_key_error
 from ..genome import BlockGene, Genome
 from .canonical import decode_canonical_block, decode_header, is_header
 from .tf import decode_tf_block, looks_like_tf
@@ -18,13 +18,6 @@ GLOBAL_KEYS = ("stem_channels", "head_channels", "width", "dropout", "num_classe
 GENE_KEYS = ("repeats", "kernel_sizes", "expand_groups", "project_groups", "stride",
              "expand_ratio", "in_channels", "out_channels", "se_ratio", "act", "se_act")
 GENE_REQUIRED = ("kernel_sizes", "stride", "expand_ratio", "out_channels")
-
-
-def unknown_key_error(key: str, allowed: tuple[str, ...], where: str) -> GenomeError:
-    """A GenomeError for an unknown key, with close matches or the full list."""
-    close = difflib.get_close_matches(key, allowed, n=3)
-    hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(allowed)}"
-    return GenomeError(f"{where}: unknown key '{key}' - {hint}")
 
 
 def gene_to_dict(gene: BlockGene) -> dict[str, Any]:
@@ -50,7 +43,7 @@ def _gene_from_dict(item: dict, n: int, in_channels: int) -> BlockGene:
     """A structured block (a mapping of GENE_KEYS) -> BlockGene."""
     for key in item:
         if key not in GENE_KEYS:
-            raise unknown_key_error(str(key), GENE_KEYS, f"block {n}")
+            raise unknown_key_error(str(key), GENE_KEYS, f"block {n}", GenomeError)
     for key in GENE_REQUIRED:
         if key not in item:
             raise GenomeError(f"block {n}: missing key '{key}'")
@@ -137,7 +130,7 @@ def genome_from_document(doc: Any, source: str) -> Genome:
     allowed = GLOBAL_KEYS + ("blocks", "genome")
     for key in doc:
         if key not in allowed:
-            raise unknown_key_error(str(key), allowed, source)
+            raise unknown_key_error(str(key), allowed, source, GenomeError)
     globals_ = {k: doc[k] for k in GLOBAL_KEYS if k in doc}
     if "genome" in doc:
         base = genome_from_line(str(doc["genome"]))
@@ -149,11 +142,4 @@ def genome_from_document(doc: Any, source: str) -> Genome:
 
 def load_genome_file(path: Path) -> Genome:
     """Read a YAML or JSON genome file."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenomeError(f"cannot read genome file '{path}': {exc}") from None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise GenomeError(f"genome file '{path}' is not valid YAML/JSON: {first}") from None
-    return genome_from_document(doc, str(path))
+    return genome_from_document(load_document(path, "genome file", GenomeError), str(path))
