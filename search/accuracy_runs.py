@@ -16,7 +16,7 @@ from space import Genome
 
 from space.basics.atomic import write_atomic
 from .proxy_data import ProxyData
-from .targets import trained_network
+from .recipes import trained_network
 
 RUN_COLUMNS = ["genome_index", "role", "seed", "accuracy", "holdout_images", "train_seconds", "recipe",
                "genome_key", "genome"]

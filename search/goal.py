@@ -11,8 +11,12 @@ from typing import Any, Mapping, Protocol
 
 import optuna
 
-from .mnas import mnas_reward
+from space.basics.errors import UsageError
 
+from .mnas import mnas_reward
+from .sections import check_bool, check_choice, is_number
+
+MODES = ("pareto", "mnas")
 METRICS = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "madds": "minimize"}
 MNAS_NAME = "mnas_reward"
 
@@ -125,8 +129,23 @@ class MnasGoal:
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
 
 
-def goal_of(mode: str, objectives: "list[str]", mnas: Mapping[str, Any]) -> Goal:
-    """The goal a config's ``mode``, ``objectives`` and ``mnas`` section describe (values already checked)."""
+def goal_of(mode: str, objectives: "list[str]", mnas: Mapping[str, Any], source: str = "config") -> Goal:
+    """The goal a config's ``mode``, ``objectives`` and ``mnas`` section describe; a bad value is a
+    UsageError naming ``source`` and the key."""
+    check_choice(mode, MODES, f"{source}: mode")
+    if not isinstance(objectives, list) or not objectives:
+        raise UsageError(f"{source}: objectives must be a list from: {', '.join(METRICS)}")
+    for metric in objectives:
+        check_choice(metric, tuple(METRICS), f"{source}: objective")
+    if mode == "pareto" and "accuracy" not in objectives:
+        raise UsageError(f"{source}: objectives {objectives} - a pareto search needs 'accuracy'")
+    target, w = mnas["target_ms"], mnas["w"]
+    if mode == "mnas" or target is not None:
+        if not is_number(target) or target <= 0:
+            raise UsageError(f"{source}: mnas.target_ms {target!r} - mnas mode needs a positive latency target")
+    if not is_number(w) or not -1 <= w <= 0:
+        raise UsageError(f"{source}: mnas.w {w!r} - must be a number in [-1, 0] (MnasNet: -0.07)")
+    check_bool(mnas["hard"], f"{source}: mnas.hard")
     if mode == "mnas":
         return MnasGoal(target_ms=float(mnas["target_ms"]), w=float(mnas["w"]), hard=bool(mnas["hard"]))
     return ParetoGoal(tuple(objectives))

@@ -21,7 +21,7 @@ from .config import SearchConfig
 from .fidelity import accuracy_se, binomial_se
 from .proxy_data import ProxyData
 from .record import TrialRecord, store
-from .targets import seeded, trained_network
+from .recipes import seeded, trained_network
 from .twins import find_twin, reuse_twin
 from .workers import is_alive
 
@@ -92,7 +92,7 @@ class Evaluator:
         Just before training the study is searched for a twin again: two workers that drew the
         same genome at the same moment both see the other by then, and the later trial reuses.
         """
-        cost = network_cost(genome, self.cfg.latency["resolution"])
+        cost = network_cost(genome, self.cfg.latency.target.resolution)
         store(trial, stage="latency")
         t0 = time.perf_counter()
         latency = float(self.latency_fn(genome))
@@ -117,7 +117,7 @@ class Evaluator:
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
         """Proxy-train ``genome`` once per proxy seed (the same seeds for every genome); the mean held-out
         top-1 as a fraction, with its standard error and the per-seed values stored on the trial."""
-        recipes = seeded(self.train_cfg, self.cfg.proxy["seeds"])
+        recipes = seeded(self.train_cfg, self.cfg.proxy.seeds)
         epochs = int(self.train_cfg.epoch_size)
         total = epochs * len(recipes)
         store(trial, stage="training", epochs=total)
@@ -130,7 +130,7 @@ class Evaluator:
             seconds += float(result.seconds)
             rate += float(result.images_per_second) / len(recipes)
         n = self.proxy.n_holdout
-        noise = self.cfg.proxy["noise_sd"] / 100.0 if self.cfg.proxy["noise_sd"] is not None else None
+        noise = self.cfg.proxy.noise_fraction
         store(trial, accuracy_seeds=[round(a, 6) for a in per_seed], proxy_seeds=[int(r.seed) for r in recipes],
               holdout_images=n, noise_sd=noise, accuracy_se=round(accuracy_se(per_seed, n, noise), 6),
               accuracy_se_binomial=round(binomial_se(sum(per_seed) / len(per_seed), n), 6),

@@ -27,9 +27,9 @@ from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import binomial_se, fidelity
 from space.basics.atomic import check_output, write_atomic
-from .proxy_data import plan_proxy_data, prepare_proxy_data
+from .proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .report import finish_plot
-from .targets import proxy_train_config, reference_train_config, seeded
+from .recipes import on_proxy_data, proxy_train_config, reference_train_config, seeded
 
 MIN_GENOMES = 3
 CHECK_FOLDER = "proxy_check"
@@ -87,19 +87,19 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
                 train_fn: "Callable[..., Any] | None" = None) -> dict[str, Any]:
     """Run (or resume) the check of ``cfg``'s proxy; write its files and return the report.
 
-    Everything is checked before any training: counts, space, both recipes and the output folder.
+    Everything is checked before any training: counts, space, data, both recipes and the output folder.
     """
     n = len(explicit) if explicit else genomes
     check_counts(n, seeds, reference_seeds)
     space = SearchSpace.from_yaml(cfg.space)
     chosen = list(explicit) if explicit else sampled_genomes(space, genomes, seed)
-    proxy_train_config(cfg)
-    reference_train_config(cfg, recipe=reference)
+    proxy_recipe, ref_recipe = proxy_train_config(cfg), reference_train_config(cfg, reference)
     plan = plan_proxy_data(cfg.data)
+    data = proxy_data_of(plan, cfg.out_dir)
+    proxy_recipe, ref_recipe = on_proxy_data(proxy_recipe, data), on_proxy_data(ref_recipe, data)
     out = Path(out) if out is not None else cfg.out_dir / CHECK_FOLDER
     check_output(out / RUNS_NAME)
-    data = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-    proxy_recipe, ref_recipe = proxy_train_config(cfg, data), reference_train_config(cfg, data, reference)
+    prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds)
     rows = train_runs(runs, RunLog(out / RUNS_NAME), data, train_fn, progress, desc="proxy check")
     p, r = score_matrix(rows, "proxy", n), score_matrix(rows, "reference", n)

@@ -13,13 +13,12 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from trainer.image_folder import class_images
 from space.basics.atomic import atomic_path
 from space.basics.errors import UsageError
-
 from space.basics.filelock import file_lock
+from trainer.image_folder import class_images
+
+from .sections import DataSection
 
 MANIFEST = "manifest.json"
 
@@ -42,21 +41,21 @@ def _class_files(train_dir: Path) -> dict[str, list[Path]]:
     return class_images(train_dir, "dataset split")
 
 
-def _plan(files: dict[str, list[Path]], data: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+def _plan(files: dict[str, list[Path]], data: DataSection) -> dict[str, dict[str, list[str]]]:
     """Split -> class -> absolute file paths, chosen deterministically from ``data['seed']``."""
     names = list(files)
-    if data["classes"] is not None:
-        if not isinstance(data["classes"], int) or not 2 <= data["classes"] <= len(names):
+    if data.classes is not None:
+        if not isinstance(data.classes, int) or not 2 <= data.classes <= len(names):
             raise UsageError(f"data.classes {data['classes']!r} - must be an integer in 2..{len(names)}")
-        names = names[:data["classes"]]
-    rng = random.Random(data["seed"])
+        names = names[:data.classes]
+    rng = random.Random(data.seed)
     plan: dict[str, dict[str, list[str]]] = {"train": {}, "holdout": {}}
     for name in names:
         images = [str(p.resolve()) for p in files[name]]
         rng.shuffle(images)
-        if data["images_per_class"] is not None:
-            images = images[:data["images_per_class"]]
-        n_holdout = max(1, round(len(images) * data["holdout"]))
+        if data.images_per_class is not None:
+            images = images[:data.images_per_class]
+        n_holdout = max(1, round(len(images) * data.holdout))
         if len(images) - n_holdout < 1:
             raise UsageError(f"class '{name}' has {len(images)} image(s): too few to hold some out")
         plan["holdout"][name] = sorted(images[:n_holdout])
@@ -79,28 +78,32 @@ def _write_tree(plan: dict[str, dict[str, list[str]]], root: Path, manifest: dic
 Plan = dict[str, dict[str, list[str]]]
 
 
-def plan_proxy_data(data: dict[str, Any]) -> Plan:
+def plan_proxy_data(data: DataSection) -> Plan:
     """Read and check the ``data`` section's images and choose the split; nothing is written, except
     that a bundled dataset is written to its ``data_dir`` when missing."""
-    data_dir = Path(data["data_dir"])
-    if data["dataset"] != "imagefolder":
+    data_dir = Path(data.data_dir)
+    if data.dataset != "imagefolder":
         from trainer.bundled import write_dataset
-        write_dataset(data["dataset"], data_dir, size=data["size"])
+        write_dataset(data.dataset, data_dir, size=data.size)
     return _plan(_class_files(data_dir / "train"), data)
 
 
-def prepare_proxy_data(data: dict[str, Any], out_dir: Path, plan: "Plan | None" = None) -> ProxyData:
-    """Make (or reuse) ``out_dir/proxy_data`` for the ``data`` section of a search config (``plan``:
-    from ``plan_proxy_data``, when already made)."""
-    plan = plan if plan is not None else plan_proxy_data(data)
+def proxy_data_of(plan: Plan, out_dir: Path) -> ProxyData:
+    """The proxy split ``plan`` makes in ``out_dir`` (nothing is written)."""
+    return ProxyData(root=out_dir / "proxy_data", num_classes=len(plan["train"]),
+                     n_train=sum(map(len, plan["train"].values())),
+                     n_holdout=sum(map(len, plan["holdout"].values())))
+
+
+def prepare_proxy_data(data: DataSection, out_dir: Path, plan: Plan) -> ProxyData:
+    """Make (or reuse) ``out_dir/proxy_data`` holding the split ``plan`` (from ``plan_proxy_data``) of the
+    ``data`` section of a search config."""
     digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
     root = out_dir / "proxy_data"
     manifest_path = root / MANIFEST
     with file_lock(out_dir / ".proxy_data.lock"):
         current = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         if current.get("digest") != digest:
-            _write_tree(plan, root, {"digest": digest, "source": str(Path(data["data_dir"]).resolve()),
-                                     "holdout": data["holdout"], "seed": data["seed"]})
-    return ProxyData(root=root, num_classes=len(plan["train"]),
-                     n_train=sum(map(len, plan["train"].values())),
-                     n_holdout=sum(map(len, plan["holdout"].values())))
+            _write_tree(plan, root, {"digest": digest, "source": str(Path(data.data_dir).resolve()),
+                                     "holdout": data.holdout, "seed": data.seed})
+    return proxy_data_of(plan, out_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import optuna
@@ -18,10 +18,11 @@ from .config import SearchConfig
 from .objective import Evaluator
 from .progress import TrialProgress
 from .record import TrialRecord
-from .proxy_data import ProxyData, plan_proxy_data, prepare_proxy_data
+from .latency.sources import LatencySource, latency_source
+from .proxy_data import ProxyData, plan_proxy_data, prepare_proxy_data, proxy_data_of
+from .recipes import on_proxy_data, proxy_train_config, training_turns
 from .samplers import make_sampler
 from .storage import open_storage
-from .targets import make_latency_fn, proxy_train_config, training_turns
 from .workers import fail_dead_trials, worker_id
 
 MAX_CONSECUTIVE_FAILURES = 3
@@ -44,20 +45,21 @@ def complete_count(study: optuna.Study) -> int:
 
 def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
     """Load the study (creating it when ``create``); its objectives must match the config."""
-    storage = open_storage(cfg.storage_url, must_exist=not create)
+    name, url = cfg.storage.study, cfg.storage.url
+    storage = open_storage(url, must_exist=not create)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    existing = summaries.get(cfg.study)
+    existing = summaries.get(name)
     wanted = cfg.goal.stored_names
     if existing is not None:
         stored = existing.user_attrs.get("objectives")
         directions = [d.name.lower() for d in existing.directions]
         if directions != cfg.goal.directions or (stored is not None and stored != wanted):
-            raise UsageError(f"study '{cfg.study}' exists with objectives {stored or directions}; this "
+            raise UsageError(f"study '{name}' exists with objectives {stored or directions}; this "
                              f"config asks for {wanted} - use another --study name")
     elif not create:
-        raise UsageError(f"study '{cfg.study}' not found in '{cfg.storage_url}' - studies: "
+        raise UsageError(f"study '{name}' not found in '{url}' - studies: "
                          f"{', '.join(summaries) or 'none'}")
-    study = optuna.create_study(study_name=cfg.study, storage=storage, directions=cfg.goal.directions,
+    study = optuna.create_study(study_name=name, storage=storage, directions=cfg.goal.directions,
                                 load_if_exists=True)
     if existing is None:
         study.set_user_attr("objectives", wanted)
@@ -97,15 +99,26 @@ class StopRules:
             study.stop()
 
 
-def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, show_progress: bool,
-               train_fn: Callable | None = None, latency_fn: Callable | None = None) -> None:
+@dataclass(frozen=True)
+class SearchRun:
+    """Everything a worker needs, made and checked once by ``run_search``: the config's parts, the
+    space, the proxy split, the proxy recipe on it, and the latency source."""
+
+    cfg: SearchConfig
+    space: SearchSpace
+    proxy: ProxyData
+    recipe: Any
+    latency: LatencySource
+
+
+def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callable | None = None) -> None:
     """One worker process: optimize until the study holds ``trials`` finished trials."""
     from mixnet.quiet import quiet_mindspore
     quiet_mindspore()
     quiet_optuna()
     import mindspore as ms
     ms.set_context(mode=ms.GRAPH_MODE)
-    cfg = SearchConfig(doc, source)
+    cfg = run.cfg
     study = open_study(cfg, create=False)
     fail_dead_trials(study)
     seed = cfg.seed + 1009 * rank + len(study.get_trials(deepcopy=False))
@@ -113,12 +126,10 @@ def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, sh
     pruner = cfg.goal.pruner()
     if pruner is not None:
         study.pruner = pruner
-    space = SearchSpace.from_yaml(cfg.space)
     if train_fn is None:
         from trainer import train as train_fn
     progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
-    evaluator = Evaluator(cfg, space, proxy, proxy_train_config(cfg, proxy), train_fn,
-                          latency_fn or make_latency_fn(cfg), cfg.trials, worker_id(),
+    evaluator = Evaluator(cfg, run.space, run.proxy, run.recipe, train_fn, run.latency, cfg.trials, worker_id(),
                           on_epoch=progress.epoch if progress else None, device_turn=training_turns(cfg))
     rules = StopRules(cfg.trials, progress)
     try:
@@ -131,10 +142,10 @@ def run_worker(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, sh
         raise SearchFailed(f"{rules.failures} trials in a row failed; last: {rules.last_error}")
 
 
-def _worker_process(doc: dict[str, Any], source: str, rank: int, proxy: ProxyData, errors: Any) -> None:
+def _worker_process(run: SearchRun, rank: int, errors: Any) -> None:
     """A spawned worker: its error goes to ``errors`` as one line and the process exits 1 (no traceback)."""
     try:
-        run_worker(doc, source, rank, proxy, False)
+        run_worker(run, rank, False)
     except Exception as exc:  # noqa: BLE001 - the parent reports it as one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         errors.put(f"worker {rank}: {first}" if isinstance(exc, UsageError)
@@ -142,12 +153,12 @@ def _worker_process(doc: dict[str, Any], source: str, rank: int, proxy: ProxyDat
         raise SystemExit(1) from None
 
 
-def _spawn_workers(cfg: SearchConfig, proxy: ProxyData, study: optuna.Study, show_progress: bool) -> None:
+def _spawn_workers(run: SearchRun, study: optuna.Study, show_progress: bool) -> None:
     """Run ``cfg.workers`` worker processes and show the overall progress from the storage."""
+    cfg = run.cfg
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.SimpleQueue()
-    procs = [ctx.Process(target=_worker_process, args=(cfg.to_dict(), cfg.source, rank, proxy, errors))
-             for rank in range(cfg.workers)]
+    procs = [ctx.Process(target=_worker_process, args=(run, rank, errors)) for rank in range(cfg.workers)]
     for p in procs:
         p.start()
     progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
@@ -183,26 +194,29 @@ def choose_impl_once() -> None:
 
 
 def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable | None = None,
-               latency_fn: Callable | None = None) -> optuna.Study:
+               latency_fn: LatencySource | None = None) -> optuna.Study:
     """Run (or resume) the search of ``cfg`` until its study holds ``cfg.trials`` finished trials.
 
-    Everything that can be checked (space, proxy recipe, latency target or table, storage) is
-    checked before any data is written or any device time is spent.
+    The space, the data split, the proxy recipe and the latency source (or ``latency_fn``) are made
+    and checked once, before any data is written or any device time is spent, and handed to the
+    workers.
     """
     quiet_optuna()
     space = SearchSpace.from_yaml(cfg.space)
-    proxy_train_config(cfg)
-    latency_fn = latency_fn or make_latency_fn(cfg)
+    latency = latency_fn or latency_source(cfg.latency, space, cfg.out_dir, cfg.storage.remote_url, cfg.source)
+    recipe = proxy_train_config(cfg)
     plan = plan_proxy_data(cfg.data)
+    proxy = proxy_data_of(plan, cfg.out_dir)
+    recipe = on_proxy_data(recipe, proxy)
     study = open_study(cfg, create=True)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    proxy = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-    if proxy_train_config(cfg, proxy).mixconv_impl == "auto" and cfg.workers > 1:
+    prepare_proxy_data(cfg.data, cfg.out_dir, plan)
+    if recipe.mixconv_impl == "auto" and cfg.workers > 1:
         choose_impl_once()
     if cfg.baseline:
         enqueue_baseline(study, space)
+    run = SearchRun(cfg, space, proxy, recipe, latency)
     if cfg.workers == 1:
-        run_worker(cfg.to_dict(), cfg.source, 0, proxy, show_progress, train_fn, latency_fn)
+        run_worker(run, 0, show_progress, train_fn)
     else:
-        _spawn_workers(cfg, proxy, study, show_progress)
+        _spawn_workers(run, study, show_progress)
     return study

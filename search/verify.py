@@ -21,10 +21,10 @@ from .config import SearchConfig
 from .fidelity import paired_difference, verdict
 from space.basics.atomic import check_output, write_atomic
 from .proxy_check import CHECK_FOLDER, RUNS_NAME
-from .proxy_data import plan_proxy_data, prepare_proxy_data
+from .proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .ranking import kendall_tau
 from .report import finish_plot, pareto_front, trials_frame
-from .targets import reference_train_config, seeded
+from .recipes import on_proxy_data, reference_train_config, seeded
 
 
 def candidates(cfg: SearchConfig) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def candidates(cfg: SearchConfig) -> pd.DataFrame:
     done = frame[(frame.state == "COMPLETE") & frame.baseline]
     chosen = pd.concat([front.assign(pareto=True), done[~done.number.isin(front.number)].assign(pareto=False)])
     if chosen.empty:
-        raise UsageError(f"study '{cfg.study}' has no finished trials to verify")
+        raise UsageError(f"study '{cfg.storage.study}' has no finished trials to verify")
     return chosen.drop_duplicates("genome_key").sort_values("latency_ms").reset_index(drop=True)
 
 
@@ -44,16 +44,17 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
            out: "Path | None" = None, progress: bool = True,
            train_fn: "Callable[..., Any] | None" = None) -> pd.DataFrame:
     """Retrain the front and MixNet-S (resuming finished runs); write and return ``verified.csv``'s table."""
-    k = cfg.verify["seeds"] if seeds is None else seeds
+    k = cfg.verify.seeds if seeds is None else seeds
     if k < 1:
         raise UsageError(f"--seeds {k} - must be an integer >= 1 (2 or more measure the noise)")
-    reference_train_config(cfg, recipe=reference)
+    recipe = reference_train_config(cfg, reference)
     chosen = candidates(cfg)
     plan = plan_proxy_data(cfg.data)
+    data = proxy_data_of(plan, cfg.out_dir)
+    recipe = on_proxy_data(recipe, data)
     out = Path(out) if out is not None else cfg.out_dir
     check_output(out / "verified.csv")
-    data = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-    recipe = reference_train_config(cfg, data, reference)
+    prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     genomes = [parse_genome(g) for g in chosen.genome]
     runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in seeded(recipe, k)]
     log = RunLog(out / "verify_runs.csv", known=(cfg.out_dir / CHECK_FOLDER / RUNS_NAME,))

@@ -130,16 +130,16 @@ def test_two_profiles_of_one_genome_agree_within_5_percent() -> None:
                 f"on {os.cpu_count()} CPUs")
 
 
-@pytest.mark.parametrize("target, fragments", [
-    (LatencyTarget(backend="tensorrt"), ("unknown backend 'tensorrt'", "mindspore, onnxruntime, mindir")),
-    (LatencyTarget(device="TPU"), ("unknown device 'TPU'", "CPU, GPU, Ascend")),
-    (LatencyTarget(backend="mindspore", device="Ascend"), ("device 'Ascend' is not present", "available: CPU")),
-    (LatencyTarget(batch=0), ("batch 0",)),
-    (LatencyTarget(threads=0), ("threads 0",)),
+@pytest.mark.parametrize("fields, fragments", [
+    ({"backend": "tensorrt"}, ("unknown backend 'tensorrt'", "mindspore, onnxruntime, mindir")),
+    ({"device": "TPU"}, ("unknown device 'TPU'", "CPU, GPU, Ascend")),
+    ({"backend": "mindspore", "device": "Ascend"}, ("device 'Ascend' is not present", "available: CPU")),
+    ({"batch": 0}, ("batch 0",)),
+    ({"threads": 0}, ("threads 0",)),
 ])
-def test_check_target_rejects_what_cannot_run_here(target: LatencyTarget, fragments: tuple[str, ...]) -> None:
+def test_a_target_that_cannot_run_here_is_refused(fields: dict, fragments: tuple[str, ...]) -> None:
     with pytest.raises(UsageError) as info:
-        check_target(target)
+        check_target(LatencyTarget(**fields))
     for fragment in fragments:
         assert fragment in str(info.value)
 

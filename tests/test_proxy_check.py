@@ -108,7 +108,7 @@ def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tm
         assert a["accuracy"] == pytest.approx(sum(a["accuracy_seeds"]) / 2, abs=1e-6)
         assert a["accuracy_se"] == pytest.approx(accuracy_se(a["accuracy_seeds"], a["holdout_images"]), abs=1e-6)
         assert a["accuracy_se"] >= a["accuracy_se_binomial"] > 0
-    front = write_outputs(study, cfg.out_dir, cfg.objectives)
+    front = write_outputs(study, cfg.out_dir, cfg.goal.front_objectives)
     text = summary(trials_frame(study), front, cfg.out_dir)
     assert "+-" in text and "against MixNet-S" in text
 

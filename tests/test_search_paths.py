@@ -21,7 +21,7 @@ from search.config import load_search_config
 from search.latency import LatencyCache
 from search.mnas import mnas_reward
 from search.runner import run_search
-from search.targets import reference_train_config
+from search.recipes import reference_train_config
 from space import parse_genome, preset
 from space.cost import network_cost
 from space.basics.errors import UsageError
@@ -225,31 +225,31 @@ def test_shipped_search_configs_load_and_validate() -> None:
         assert space.skeleton == preset("mixnet_s") and space.cardinality == 5 ** 16 * expansions ** 15
         assert space.contains(preset("mixnet_s"))
         assert cfg.goal.name == "pareto" and cfg.goal.stored_names == ["accuracy", "latency_ms"]
-        assert cfg.goal.directions == ["maximize", "minimize"] and cfg.latency["resolution"] == 224
-        assert cfg.latency["source"] == "measured" and cfg.latency["batch"] == 1
-    assert (demo.sampler, demo.trials, demo.workers, demo.study, str(demo.out_dir)) == \
+        assert cfg.goal.directions == ["maximize", "minimize"] and cfg.latency.target.resolution == 224
+        assert cfg.latency.source == "measured" and cfg.latency.target.batch == 1
+    assert (demo.sampler, demo.trials, demo.workers, demo.storage.study, str(demo.out_dir)) == \
         ("tpe", 8, 2, "mixnet-demo", "runs/demo")
-    assert (demo.data["dataset"], demo.data["holdout"], demo.proxy["seeds"]) == ("animals", 0.3, 1)
-    assert (demo.latency["backend"], demo.latency["device"]) == ("onnxruntime", "CPU")
-    proxy = load_config(ROOT / demo.proxy["config"], demo.proxy["overrides"])
+    assert (demo.data.dataset, demo.data.holdout, demo.proxy.seeds) == ("animals", 0.3, 1)
+    assert (demo.latency.target.backend, demo.latency.target.device) == ("onnxruntime", "CPU")
+    proxy = load_config(ROOT / demo.proxy.config, demo.proxy.overrides)
     assert (proxy.width, proxy.epoch_size, proxy.image_resize, proxy.batch_size, proxy.lr) == (0.5, 3, 28, 64, 0.01)
     assert (proxy.warmup_epochs, proxy.scale, proxy.mixconv_impl, proxy.opt) == (1, [1.0, 1.0], "auto", "adamw")
     reference = reference_train_config(demo)
     assert (reference.epoch_size, reference.lr, reference.width) == (6, 0.01, 0.5)
 
-    assert (imagenet.sampler, imagenet.trials, imagenet.workers, imagenet.study) == ("nsga2", 200, 1, "mixnet-imagenet")
-    assert imagenet.data == {**imagenet.data, "dataset": "imagefolder", "data_dir": "/path/to/imagenet",
-                             "classes": 100, "images_per_class": 500, "holdout": 0.1}
-    assert (imagenet.latency["backend"], imagenet.latency["device"], imagenet.latency["device_id"]) == \
+    assert (imagenet.sampler, imagenet.trials, imagenet.workers, imagenet.storage.study) == ("nsga2", 200, 1, "mixnet-imagenet")
+    assert (imagenet.data.dataset, imagenet.data.data_dir, imagenet.data.classes, imagenet.data.images_per_class,
+            imagenet.data.holdout) == ("imagefolder", "/path/to/imagenet", 100, 500, 0.1)
+    assert (imagenet.latency.target.backend, imagenet.latency.target.device, imagenet.latency.target.device_id) == \
         ("mindspore", "Ascend", 0)
-    assert (imagenet.latency["warmup"], imagenet.latency["repeats"]) == (20, 100)
-    proxy = load_config(ROOT / imagenet.proxy["config"], imagenet.proxy["overrides"])
+    assert (imagenet.latency.protocol.warmup, imagenet.latency.protocol.repeats) == (20, 100)
+    proxy = load_config(ROOT / imagenet.proxy.config, imagenet.proxy.overrides)
     assert (proxy.distribute, proxy.epoch_size, proxy.warmup_epochs, proxy.decay_epochs) == (False, 5, 1, 4)
     assert (proxy.image_resize, proxy.batch_size, proxy.lr, proxy.auto_augment) == (128, 128, 0.05, None)
     assert (proxy.re_prob, proxy.mixup, proxy.cutmix, proxy.model) == (0.0, 0.0, 0.0, "mixnet_s")
     # everything else is MindCV's MixNet-S recipe
     recipe = load_config(ROOT / "configs" / "train" / "mixnet_s.yaml").to_dict()
-    overridden = set(imagenet.proxy["overrides"])
+    overridden = set(imagenet.proxy.overrides)
     assert {k: v for k, v in proxy.to_dict().items() if k not in overridden and recipe[k] != v} == {}
 
 

@@ -12,7 +12,7 @@ from space.search_space import SearchSpace
 
 from .cache import LatencyCache, default_cache_path
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S
-from .target import BACKENDS, DEFAULT_THREADS, DEVICES, LatencyTarget, validate_target
+from .target import BACKENDS, DEFAULT_THREADS, DEVICES, LatencyTarget
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -160,11 +160,9 @@ def device_name(value: str | None) -> str | None:
 
 
 def target_from(args: argparse.Namespace) -> LatencyTarget:
-    """The LatencyTarget the flags describe (validated)."""
-    target = LatencyTarget(backend=args.backend, device=device_name(args.device), batch=args.batch,
-                           resolution=args.resolution, device_id=args.device_id, threads=args.threads)
-    validate_target(target)
-    return target
+    """The LatencyTarget the flags describe (its values checked when it is made)."""
+    return LatencyTarget(backend=args.backend, device=device_name(args.device), batch=args.batch,
+                         resolution=args.resolution, device_id=args.device_id, threads=args.threads)
 
 
 def cache_from(args: argparse.Namespace) -> LatencyCache | None:
@@ -271,7 +269,7 @@ def run_mindir_export(args: argparse.Namespace) -> int:
         genomes += [space.random_genome(rng) for _ in range(args.random)]
     if not genomes:
         raise UsageError("no genomes to export - give SPEC arguments or --space FILE --random N")
-    validate_target(LatencyTarget(backend="mindir", batch=args.batch, resolution=args.resolution))
+    LatencyTarget(backend="mindir", batch=args.batch, resolution=args.resolution)  # checks batch and resolution
     unique = list({g.key(): g for g in genomes}.values())
     path = export_batch(unique, args.batch, args.resolution, args.out, progress=not args.no_progress)
     print(f"wrote {len(unique)} MindIR files and {path}")

@@ -18,9 +18,9 @@ from .backends import configure_process, prepare_runner
 from .cache import LatencyCache
 from .device_turns import DeviceTurns
 from .environment import env_key, environment
-from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, Runner, check_protocol,
+from .protocol import (DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, Runner, TimingProtocol,
                        quietest, time_runs)
-from .target import LatencyTarget, absent_but_importable, check_available, network_impl, validate_target
+from .target import LatencyTarget, absent_but_importable, check_available, network_impl
 
 
 def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> Runner:
@@ -76,57 +76,67 @@ def imported_result(genome: Genome, target: LatencyTarget, cache: LatencyCache |
                      "mindir import' the results into the cache") from None
 
 
+class LatencyMeter:
+    """Latencies of genomes on one target under one protocol, through ``cache`` when one is given.
+
+    Made once per run: the target's availability is checked here (``mindir`` on a device this host
+    lacks is allowed: results imported from a device host answer it), never again per genome.
+    """
+
+    def __init__(self, target: LatencyTarget, protocol: TimingProtocol, cache: LatencyCache | None = None) -> None:
+        self.target, self.protocol, self.cache = target, protocol, cache
+        self.absent = absent_but_importable(target)
+
+    def __call__(self, genome: Genome) -> LatencyResult:
+        """Latency of ``genome`` (as given, its classes included) at the target's batch and resolution."""
+        if self.absent is not None:
+            return imported_result(genome, self.target, self.cache, self.absent, self.protocol.repeats)
+        return self.many([genome])[0]
+
+    def many(self, genomes: Sequence[Genome], passes: int = 1,
+             step: Callable[[], None] = lambda: None) -> list[LatencyResult]:
+        """Latency of each genome: cached results with at least ``repeats`` runs on the same target and
+        environment come without touching the device; the others are measured in ``passes`` and stored."""
+        if self.absent is not None:
+            raise self.absent
+        target, protocol, cache = self.target, self.protocol, self.cache
+        base_env = environment(target)
+        found: dict[str, LatencyResult] = {}
+        todo: dict[str, Genome] = {}
+        for genome in genomes:
+            hit = cache.get(genome, target, env_key(base_env), min_repeats=protocol.repeats) if cache else None
+            if hit is not None:
+                found[genome.key()] = hit
+                step()
+            else:
+                todo.setdefault(genome.key(), genome)
+        from mixnet import create_model
+
+        def builder(genome: Genome) -> Callable[[], object]:
+            """A function that builds the genome's network."""
+            return lambda: create_model(genome, mixconv_impl=network_impl(target))
+
+        measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
+                                 [dict(base_env, genome_key=k) for k in todo], target, protocol.warmup,
+                                 protocol.repeats, passes, step, protocol.min_span_s)
+        for genome, result in zip(todo.values(), measured):
+            if cache is not None:
+                cache.put(genome, result)
+            found[genome.key()] = result
+        return [found[g.key()] for g in genomes]
+
+
 def measure_genomes(genomes: Sequence[Genome], target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
                     repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None, passes: int = 1,
                     step: Callable[[], None] = lambda: None, min_span_s: float = MIN_SPAN_S
                     ) -> list[LatencyResult]:
-    """Latency of each genome (as given, its classes included) at the target's batch and resolution.
-
-    Cached results with at least ``repeats`` runs on the same target and environment are returned
-    without touching the device; the others are measured in ``passes`` and stored
-    (``min_span_s``: see ``time_runs``).
-    """
-    validate_target(target)
-    check_protocol(warmup, repeats, min_span_s)
+    """Latency of each genome on a target present here (see :meth:`LatencyMeter.many`)."""
     check_available(target)
-    base_env = environment(target)
-    found: dict[str, LatencyResult] = {}
-    todo: dict[str, Genome] = {}
-    for genome in genomes:
-        hit = cache.get(genome, target, env_key(base_env), min_repeats=repeats) if cache is not None else None
-        if hit is not None:
-            found[genome.key()] = hit
-            step()
-        else:
-            todo.setdefault(genome.key(), genome)
-    from mixnet import create_model
-
-    def builder(genome: Genome) -> Callable[[], object]:
-        """A function that builds the genome's network."""
-        return lambda: create_model(genome, mixconv_impl=network_impl(target))
-
-    measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
-                             [dict(base_env, genome_key=k) for k in todo], target, warmup, repeats, passes, step,
-                             min_span_s)
-    for genome, result in zip(todo.values(), measured):
-        if cache is not None:
-            cache.put(genome, result)
-        found[genome.key()] = result
-    return [found[g.key()] for g in genomes]
+    return LatencyMeter(target, TimingProtocol(warmup, repeats, min_span_s), cache).many(genomes, passes, step)
 
 
 def measure_latency(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT_WARMUP,
                     repeats: int = DEFAULT_REPEATS, cache: LatencyCache | None = None,
                     min_span_s: float = MIN_SPAN_S) -> LatencyResult:
-    """Latency of ``genome`` (as given, its classes included) at the target's batch and resolution.
-
-    A cached result with at least ``repeats`` runs on the same target and environment is returned
-    without touching the device. With the ``mindir`` backend and a device absent from this host,
-    results imported from a device host are used (``min_span_s``: see ``time_runs``).
-    """
-    validate_target(target)
-    check_protocol(warmup, repeats, min_span_s)
-    absent = absent_but_importable(target)
-    if absent is not None:
-        return imported_result(genome, target, cache, absent, repeats)
-    return measure_genomes([genome], target, warmup, repeats, cache, min_span_s=min_span_s)[0]
+    """Latency of one genome (see :class:`LatencyMeter`; ``min_span_s``: see ``time_runs``)."""
+    return LatencyMeter(target, TimingProtocol(warmup, repeats, min_span_s), cache)(genome)

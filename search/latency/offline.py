@@ -18,7 +18,7 @@ from space.basics.atomic import write_atomic
 from .cache import LatencyCache
 from .environment import env_key, environment, package_version
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, check_protocol, time_runs
-from .target import LatencyTarget, check_target, validate_target
+from .target import LatencyTarget, check_target
 
 MANIFEST_FORMAT = "mixnas-mindir-manifest"
 MANIFEST_NAME = "manifest.json"
@@ -148,8 +148,8 @@ def check_imported(row: dict, env: dict, warmup: int, repeats: int) -> None:
             raise UsageError(f"genome {key}: {name} {row[name]!r} but its env says {env.get(name)!r}")
     if env["backend"] != "mindir":
         raise UsageError(f"genome {key}: backend {env['backend']!r} - 'mindir import' takes mindir results only")
-    validate_target(LatencyTarget(backend=env["backend"], device=env["device"], batch=env["batch"],
-                                  resolution=env["resolution"], threads=env["threads"]))
+    LatencyTarget(backend=env["backend"], device=env["device"], batch=env["batch"],  # checks the values
+                  resolution=env["resolution"], threads=env["threads"])
     if int(row["repeats"]) < repeats:
         raise UsageError(f"genome {key}: repeats {row['repeats']} - the protocol asks for at least {repeats}")
     if not isinstance(env.get("warmup"), int) or env["warmup"] < warmup:

@@ -76,6 +76,20 @@ class LatencyResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TimingProtocol:
+    """How latencies are timed: untimed warm-up runs, timed runs, and the least span of the rounds
+    in seconds; checked when made."""
+
+    warmup: int = DEFAULT_WARMUP
+    repeats: int = DEFAULT_REPEATS
+    min_span_s: float = MIN_SPAN_S
+
+    def __post_init__(self) -> None:
+        """Raise UsageError for a value outside the protocol's ranges."""
+        check_protocol(self.warmup, self.repeats, self.min_span_s)
+
+
 def check_protocol(warmup: int, repeats: int, min_span_s: float = MIN_SPAN_S) -> None:
     """Raise UsageError for a negative warm-up, too few timed runs or a span outside 0..MAX_SPAN_S."""
     if not isinstance(warmup, int) or warmup < 0:
@@ -142,8 +156,8 @@ def time_runs(runner: Runner, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAU
     """Run ``warmup`` untimed inferences, then time ``repeats`` or more in rounds, synchronized around each.
 
     The rounds span at least ``min_span_s`` seconds and rotate over groups of host CPUs (see above).
+    The values are the caller's to check (:class:`TimingProtocol` does it when made).
     """
-    check_protocol(warmup, repeats, min_span_s)
     env = dict(env or {}, **getattr(runner, "env", {}))
     groups = cpu_groups(runner.host_threads)
     refused = pinning_refused() if groups else None

@@ -29,6 +29,10 @@ class LatencyTarget:
     device_id: int = 0
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        """Raise UsageError for an unknown backend or device or an out-of-range number."""
+        _validate(self)
+
     @property
     def thread_count(self) -> int:
         """The thread count measurements run with."""
@@ -44,7 +48,7 @@ class LatencyTarget:
         return dict(asdict(self), threads=self.thread_count)
 
 
-def validate_target(target: LatencyTarget) -> None:
+def _validate(target: LatencyTarget) -> None:
     """Raise UsageError for an unknown backend or device or an out-of-range number."""
     if target.backend not in BACKENDS:
         raise UsageError(f"unknown backend '{target.backend}' - available: {', '.join(BACKENDS)}")
@@ -97,8 +101,8 @@ def absent_but_importable(target: LatencyTarget) -> "UsageError | None":
 
 
 def check_target(target: LatencyTarget) -> None:
-    """Raise UsageError for an unknown backend/device, an absent device or a missing onnxruntime."""
-    validate_target(target)
+    """Raise UsageError for an absent device or a missing onnxruntime (a target's values are checked
+    when it is made)."""
     check_available(target)
 
 

@@ -1,0 +1,190 @@
+"""The parts of a search configuration, each frozen and checked once, when it is made from its section.
+
+A bad value raises a UsageError naming the config file, the key and what is allowed; nothing
+downstream checks a part again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from space.basics.errors import UsageError
+from trainer.bundled import DATASETS as BUNDLED
+from trainer.bundled import check_available
+
+from .latency.protocol import TimingProtocol
+from .latency.target import LatencyTarget
+
+LATENCY_SOURCES = ("measured", "lut", "remote")
+DATASETS = (*BUNDLED, "imagefolder")
+
+
+def check_choice(value: Any, allowed: tuple, what: str) -> None:
+    """Raise a UsageError when ``value`` is not one of ``allowed``."""
+    if value not in allowed:
+        raise UsageError(f"{what} '{value}' - allowed: {', '.join(map(str, allowed))}")
+
+
+def check_int(value: Any, what: str, minimum: int) -> None:
+    """Raise a UsageError unless ``value`` is an integer >= ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UsageError(f"{what} {value!r} - must be an integer >= {minimum}")
+
+
+def check_text(value: Any, what: str, nullable: bool = False) -> None:
+    """Raise a UsageError unless ``value`` is a non-empty string (or None when ``nullable``)."""
+    if value is None and nullable:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{what} {value!r} - must be a non-empty path or name" + (" or null" if nullable else ""))
+
+
+def check_bool(value: Any, what: str) -> None:
+    """Raise a UsageError unless ``value`` is true or false."""
+    if not isinstance(value, bool):
+        raise UsageError(f"{what} {value!r} - must be true or false")
+
+
+def is_number(value: Any) -> bool:
+    """True for an int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Where the proxy's images come from and how they are split into train and held-out images."""
+
+    dataset: str
+    data_dir: str
+    size: int
+    classes: int | None
+    images_per_class: int | None
+    holdout: float
+    seed: int
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], source: str) -> "DataSection":
+        """The ``data`` section, checked (a bundled dataset's package must be installed)."""
+        check_choice(doc["dataset"], DATASETS, f"{source}: data.dataset")
+        if doc["dataset"] in BUNDLED:
+            try:
+                check_available(doc["dataset"])
+            except UsageError as exc:
+                raise UsageError(f"{source}: data.dataset '{doc['dataset']}': {exc}") from None
+        check_text(doc["data_dir"], f"{source}: data.data_dir")
+        check_int(doc["size"], f"{source}: data.size", 8)
+        check_int(doc["seed"], f"{source}: data.seed", 0)
+        for key in ("classes", "images_per_class"):
+            if doc[key] is not None:
+                check_int(doc[key], f"{source}: data.{key} (or null)", 2)
+        if not is_number(doc["holdout"]) or not 0 < doc["holdout"] < 1:
+            raise UsageError(f"{source}: data.holdout {doc['holdout']!r} - must be a fraction in (0, 1)")
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class ProxySection:
+    """The proxy recipe (a training config file plus overrides), its seeds and its stated run noise."""
+
+    config: str
+    overrides: dict
+    seeds: int
+    noise_sd: float | None
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], source: str) -> "ProxySection":
+        """The ``proxy`` section, checked (the recipe itself is checked when it is read)."""
+        check_text(doc["config"], f"{source}: proxy.config")
+        check_int(doc["seeds"], f"{source}: proxy.seeds", 1)
+        noise = doc["noise_sd"]
+        if noise is not None and (not is_number(noise) or not 0 <= noise < 100):
+            raise UsageError(f"{source}: proxy.noise_sd {noise!r} - must be null or one run's sd in top-1 "
+                             "points, as 'search.py proxy check' reports it")
+        return cls(**doc)
+
+    @property
+    def noise_fraction(self) -> float | None:
+        """The stated run noise as a fraction of images (None when not stated)."""
+        return None if self.noise_sd is None else self.noise_sd / 100.0
+
+
+@dataclass(frozen=True)
+class VerifySection:
+    """The reference recipe that verifies a front: a file, or the proxy's trained longer; and its seeds."""
+
+    config: str | None
+    overrides: dict
+    seeds: int
+    epochs_factor: int
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], source: str) -> "VerifySection":
+        """The ``verify`` section, checked (the reference recipe file is checked when it is read)."""
+        check_text(doc["config"], f"{source}: verify.config", nullable=True)
+        check_int(doc["seeds"], f"{source}: verify.seeds", 1)
+        check_int(doc["epochs_factor"], f"{source}: verify.epochs_factor", 1)
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class LatencySection:
+    """Where latencies come from (measured, a LUT, a device host), on which target, timed how."""
+
+    source: str
+    target: LatencyTarget
+    protocol: TimingProtocol
+    lut: str | None
+    cache: str | None
+    remote: str | None
+    remote_timeout_s: float
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], source: str) -> "LatencySection":
+        """The ``latency`` section, checked: values of the target and the protocol, and the LUT file."""
+        check_choice(doc["source"], LATENCY_SOURCES, f"{source}: latency.source")
+        try:
+            target = LatencyTarget(backend=doc["backend"], device=doc["device"], batch=doc["batch"],
+                                   resolution=doc["resolution"], device_id=doc["device_id"], threads=doc["threads"])
+            protocol = TimingProtocol(doc["warmup"], doc["repeats"], doc["min_span_s"])
+        except UsageError as exc:
+            raise UsageError(f"{source}: latency: {exc}") from None
+        for key in ("cache", "lut", "remote"):
+            check_text(doc[key], f"{source}: latency.{key}", nullable=True)
+        timeout = doc["remote_timeout_s"]
+        if not is_number(timeout) or not timeout > 0:
+            raise UsageError(f"{source}: latency.remote_timeout_s {timeout!r} - must be a positive number of seconds")
+        if doc["source"] == "lut":
+            if not doc["lut"]:
+                raise UsageError(f"{source}: latency.source is 'lut' but latency.lut names no table file")
+            if not Path(doc["lut"]).is_file():
+                raise UsageError(f"{source}: latency.lut '{doc['lut']}' not found - build one with "
+                                 "'search.py lut build'")
+        return cls(source=doc["source"], target=target, protocol=protocol, lut=doc["lut"], cache=doc["cache"],
+                   remote=doc["remote"], remote_timeout_s=float(timeout))
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    """The Optuna storage and study name, and the queue of remote latency requests."""
+
+    url: str
+    study: str
+    remote_url: str
+
+    @classmethod
+    def build(cls, storage: Any, study: Any, out_dir: Path, latency: LatencySection, source: str) -> "StorageSection":
+        """The storage URL (by default an SQLite file in the output folder), checked; the remote queue
+        is ``latency.remote``, else the study's storage, which must then be an SQL database."""
+        from .storage import check_storage_url, is_journal
+        if not isinstance(study, str) or not study:
+            raise UsageError(f"{source}: study {study!r} - must be a non-empty name")
+        if storage is not None:
+            check_text(storage, f"{source}: storage", nullable=True)
+            check_storage_url(storage)
+        if latency.source == "remote" and latency.remote is None and storage is not None and is_journal(storage):
+            raise UsageError(f"{source}: latency.source 'remote' queues requests in an SQL database: the storage "
+                             f"'{storage}' is a journal file - give latency.remote (an SQLAlchemy URL)")
+        url = storage or f"sqlite:///{(out_dir / 'study.db').as_posix()}"
+        return cls(url=url, study=study, remote_url=latency.remote or url)
