@@ -1,10 +1,10 @@
 """Per-layer costs of MixNet's parts, one implementation against another, block by block.
 
 For every block of the network (MindSpore graph mode, CPU) it times, on that block's input shape:
-MixConv (split / fused / custom), the grouped 1x1 expansion with its BatchNorm (split + concat, one
-grouped conv when the split is even, and the C++ kernels: at inference the pointwise kernel with
-BatchNorm folded in, in training the grouped 1x1 kernel and the BatchNorm kernel), the SE
-module (MindSpore ops / C++ kernel) and swish (nn.SiLU / x * sigmoid(x) / C++ kernel).
+MixConv (split / padded / kernels), the grouped 1x1 expansion with its BatchNorm (split + concat,
+one grouped conv when the split is even, and the C++ kernels: at inference the pointwise kernel
+with BatchNorm folded in, in training the grouped 1x1 kernel and the BatchNorm kernel), the SE
+module (split / kernels) and swish (nn.SiLU / x * sigmoid(x) / C++ kernel).
 Forward only by default (inference), or forward + backward with ``--train``. Each figure is the
 median of ``--repeats`` interleaved calls, in milliseconds.
 
@@ -32,8 +32,10 @@ from mindspore import Tensor, nn, ops  # noqa: E402
 
 from bench.mixnet_speed import interleaved  # noqa: E402
 from mixnet.factory import apply_overrides  # noqa: E402
-from mixnet.layers import (GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, Swish, batch_norm, bn_params,  # noqa: E402
-                           kernel_ops, train_batch_norm_act)
+from mixnet.kernels import ops as kops  # noqa: E402
+from mixnet.layers import GroupedConv2d, MixedDepthwiseConv, SqueezeExcite, batch_norm, bn_params  # noqa: E402
+from mixnet.mixconv import IMPL_NAMES, implementation  # noqa: E402
+from mixnet.mixconv.kernels import Swish, train_batch_norm_act  # noqa: E402
 from space import parse_genome  # noqa: E402
 from space.genome import LayerSpec  # noqa: E402
 
@@ -58,8 +60,8 @@ class Pointwise(nn.Cell):
         super().__init__()
         self.conv = conv
         self.bn = batch_norm(channels, 0.9, 1e-5)
-        self.meta = kernel_ops().pointwise_meta("none", 1e-5)
-        self.op = kernel_ops().pointwise(conv.groups)
+        self.meta = kops.pointwise_meta("none", 1e-5)
+        self.op = kops.pointwise(conv.groups)
 
     def construct(self, x: Tensor) -> Tensor:
         return self.op(self.meta, x, *self.conv.weights(), *bn_params(self.bn))
@@ -85,8 +87,8 @@ class ConvThenKernelBn(nn.Cell):
         self.conv = conv
         self.bn = batch_norm(channels, 0.9, 1e-5)
         self.identity = nn.Identity()
-        self.meta = kernel_ops().batch_norm_meta("none", 1e-5)
-        self.op = kernel_ops().batch_norm_act()
+        self.meta = kops.batch_norm_meta("none", 1e-5)
+        self.op = kops.batch_norm_act()
 
     def construct(self, x: Tensor) -> Tensor:
         return train_batch_norm_act(self.op, self.meta, self.bn, self.identity, self.conv(x))
@@ -103,21 +105,22 @@ def variants(part: str, layer: LayerSpec, hw: int, train: bool) -> "dict[str, tu
     """Named cells to compare for one part of one block (input ``hw`` x ``hw``), with input shapes;
     with ``train``, the training counterparts of the inference-only kernels."""
     mid = layer.mid_channels
+    split, kernels = implementation("split"), implementation("kernels")
     if part == "mixconv":
         shape = (mid, hw, hw)
-        return {impl: (MixedDepthwiseConv(mid, layer.kernel_sizes, layer.stride, impl), shape)
-                for impl in ("split", "fused", "custom")}
+        return {name: (MixedDepthwiseConv(mid, layer.kernel_sizes, layer.stride, implementation(name)), shape)
+                for name in IMPL_NAMES}
     if part == "pointwise":
         if layer.expand_ratio == 1:
             return None
-        conv = GroupedConv2d(layer.in_channels, mid, layer.expand_groups)
+        conv = GroupedConv2d(layer.in_channels, mid, layer.expand_groups, split)
         shape = (layer.in_channels, hw, hw)
         if train:
-            custom = ConvThenKernelBn(GroupedConv2d(layer.in_channels, mid, layer.expand_groups, "custom"), mid)
+            fast = ConvThenKernelBn(GroupedConv2d(layer.in_channels, mid, layer.expand_groups, kernels), mid)
         else:
-            custom = Pointwise(conv, mid)
+            fast = Pointwise(conv, mid)
         out = {"split+concat, BN": (ConvThenBn(conv, mid), shape),
-               ("custom (C++ conv, C++ BN)" if train else "custom (BN folded)"): (custom, shape)}
+               ("kernels (C++ conv, C++ BN)" if train else "kernels (BN folded)"): (fast, shape)}
         if layer.in_channels % layer.expand_groups == 0 and mid % layer.expand_groups == 0 and layer.expand_groups > 1:
             out["one grouped conv, BN"] = (ConvThenBn(OneGroupedConv(conv), mid), shape)
         return out
@@ -126,10 +129,11 @@ def variants(part: str, layer: LayerSpec, hw: int, train: bool) -> "dict[str, tu
     if part == "se":
         if not layer.se_channels:
             return None
-        return {impl: (SqueezeExcite(mid, layer.se_channels, layer.se_act, impl), shape) for impl in ("split", "custom")}
+        return {impl.name: (SqueezeExcite(mid, layer.se_channels, layer.se_act, impl), shape)
+                for impl in (split, kernels)}
     if layer.act != "swish":
         return None
-    return {"nn.SiLU": (nn.SiLU(), shape), "x*sigmoid(x)": (XSigmoid(), shape), "custom": (Swish(), shape)}
+    return {"nn.SiLU": (nn.SiLU(), shape), "x*sigmoid(x)": (XSigmoid(), shape), "kernels": (Swish(), shape)}
 
 
 def runner(cell: nn.Cell, x: Tensor, train: bool) -> Callable[[], object]:

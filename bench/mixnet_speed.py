@@ -40,7 +40,8 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mixnet_s", help="mixnet_s, mixnet_m or mixnet_l")
     p.add_argument("--impl", default=None,
-                   help="our mixconv_impl: auto, split, fused, custom (default: create_model's default)")
+                   help="our mixconv_impl: auto, split, padded, kernels; fused and custom are accepted as padded and "
+                        "kernels (default: create_model's default)")
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--batch", type=int, default=32, help="batch for the batch inference and training rows")
     p.add_argument("--repeats", type=int, default=10, help="timed inference calls per network and batch")

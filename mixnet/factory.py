@@ -35,9 +35,11 @@ def create_model(spec: "str | Genome", num_classes: int | None = None, **overrid
     ``width``, ``dropout``, ``se_act`` (``relu`` as in MindCV, ``swish`` as in TF/timm), ``act``,
     ``bn_momentum`` (MindSpore convention, default 0.9), ``bn_eps`` (default 1e-5), ``in_channels``,
     ``mixconv_impl``: ``auto`` (the default: the fastest measured on this device), ``split``
-    (MindCV's computation, bit for bit), ``fused`` or ``custom`` (C++ kernels, CPU). It changes
-    speed, never parameters, and outputs only within float rounding (which a deep random network
-    can amplify, so exact comparisons with MindCV name ``split``).
+    (MindCV's computation, bit for bit), ``padded`` (MixConv as one depthwise conv) or ``kernels``
+    (C++ kernels, CPU), ``fused`` and ``custom`` being accepted as ``padded`` and ``kernels``, or an
+    implementation from ``mixnet.mixconv.implementation``. It changes speed, never parameters, and
+    outputs only within float rounding (which a deep random network can amplify, so exact
+    comparisons with MindCV name ``split``).
     """
     build = {k: overrides.pop(k) for k in ("bn_momentum", "bn_eps", "in_channels", "mixconv_impl")
              if k in overrides}

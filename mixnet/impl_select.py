@@ -1,11 +1,12 @@
 """Choosing the MixConv implementation: ``auto`` measures the candidates once per device and remembers.
 
 ``resolve_impl("auto")`` times every implementation available on the running device (``split``,
-``fused``, and ``custom`` on a CPU with a C++ compiler) on a fixed set of probe MixNet blocks
+``padded``, and ``kernels`` on a CPU with a C++ compiler) on a fixed set of probe MixNet blocks
 (a training step's forward and backward, in graph mode) and returns the fastest. The choice is
 kept in ``<cache dir>/mixconv_impl.json`` under a key made of the device, the MindSpore version, the
-CPU and the probe shapes, so later builds on the same machine pay nothing. The file is written
-atomically (temporary file, then rename), so concurrent processes never read a partial file.
+CPU and the probe shapes, so later builds on the same machine pay nothing (a choice stored under
+an accepted old name counts as its implementation). The file is written atomically (temporary
+file, then rename), so concurrent processes never read a partial file.
 """
 
 from __future__ import annotations
@@ -24,16 +25,12 @@ from mindspore import Tensor, nn, ops
 
 from space.basics.atomic import write_atomic
 from space.basics.cache import cache_dir
-from space.basics.errors import UsageError
-
 from space.genome import LayerSpec
 
-from .kernels.build import KernelUnavailable, cpu_signature, library_path
-
 from .blocks import MixNetBlock
-from .layers import CONCRETE_IMPLS
+from .kernels.build import KernelUnavailable, cpu_signature, library_path
+from .mixconv import AUTO, IMPL_ALIASES, IMPL_NAMES, canonical_name, concrete
 
-IMPLS = ("auto",) + CONCRETE_IMPLS
 # Probe blocks (in, out channels, expansion, kernel sizes, 1x1 groups, stride, spatial size, SE
 # channels): MixNet-S's first swish block, a grouped mid block, and a wide stride-2 late block.
 PROBES = ((24, 40, 6, (3, 5, 7), 1, 2, 28, 12), (40, 40, 6, (3, 5), 2, 1, 14, 20),
@@ -55,21 +52,21 @@ def device_key() -> str:
     return f"{device}|mindspore-{ms.__version__}|cpu-{cpu}|b{PROBE_BATCH}|{probes}"
 
 
-def custom_available() -> bool:
+def kernels_available() -> bool:
     """True when the C++ kernels can be used here (CPU device, compiler present, build succeeds)."""
     if ms.get_context("device_target") != "CPU":
         return False
     try:
         library_path()
     except KernelUnavailable as exc:
-        warnings.warn(f"mixconv_impl 'custom' unavailable, choosing among the others: {exc}", stacklevel=3)
+        warnings.warn(f"mixconv_impl 'kernels' unavailable, choosing among the others: {exc}", stacklevel=3)
         return False
     return True
 
 
 def candidates() -> tuple[str, ...]:
     """The implementations that can run on the current device."""
-    return ("split", "fused", "custom") if custom_available() else ("split", "fused")
+    return IMPL_NAMES if kernels_available() else tuple(n for n in IMPL_NAMES if n != "kernels")
 
 
 def probe_layer(cin: int, cout: int, expand: int, kernels: tuple, groups: int, stride: int, _spatial: int,
@@ -81,8 +78,9 @@ def probe_layer(cin: int, cout: int, expand: int, kernels: tuple, groups: int, s
 class _Probe(nn.Cell):
     """The probe blocks side by side, each on its own input; output is the sum of their means."""
 
-    def __init__(self, impl: str) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
+        impl = concrete(name)
         self.layers = nn.CellList([MixNetBlock(probe_layer(*p), 0.9, 1e-5, impl) for p in PROBES])
 
     def construct(self, *xs: Tensor) -> Tensor:
@@ -160,9 +158,10 @@ def _write_cache(data: dict) -> None:
 def auto_impl(remeasure: bool = False) -> str:
     """The fastest implementation on this device: from the cache, or measured now and remembered."""
     key = device_key()
-    cached = _read_cache().get(key)
-    if cached and not remeasure and cached.get("impl") in candidates():
-        return cached["impl"]
+    stored = _read_cache().get(key, {}).get("impl")
+    cached = IMPL_ALIASES.get(stored, stored)
+    if cached and not remeasure and cached in candidates():
+        return cached
     impls = candidates()
     seconds = measure(impls)
     best = min(seconds, key=seconds.get)
@@ -173,13 +172,13 @@ def auto_impl(remeasure: bool = False) -> str:
 
 
 def resolve_impl(impl: str) -> str:
-    """A concrete implementation for ``impl``; ``custom`` raises KernelUnavailable when it cannot be built."""
-    if impl not in IMPLS:
-        raise UsageError(f"mixconv_impl '{impl}' - allowed: {', '.join(IMPLS)}")
-    if impl == "auto":
+    """The implementation name ``impl`` stands for (aliases mapped, ``auto`` resolved); ``kernels``
+    raises KernelUnavailable when it cannot run here."""
+    name = canonical_name(impl)
+    if name == AUTO:
         return auto_impl()
-    if impl == "custom":
+    if name == "kernels":
         if ms.get_context("device_target") != "CPU":
-            raise KernelUnavailable("mixconv_impl 'custom' runs on the CPU device only")
+            raise KernelUnavailable("mixconv_impl 'kernels' runs on the CPU device only")
         library_path()
-    return impl
+    return name

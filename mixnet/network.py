@@ -2,43 +2,80 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NamedTuple
+
 from mindspore import Tensor, nn
 
 from space.genome import Genome
 
 from .blocks import MixNetBlock
-from .impl_select import resolve_impl
-from .layers import ConvBnAct, dense_init, kernels_apply, spatial_mean
+from .layers import ConvBnAct, dense_init, spatial_mean
+from .mixconv import implementation
+
+if TYPE_CHECKING:
+    from .mixconv.base import Implementation
 
 BN_MOMENTUM = 0.9  # MindSpore convention; equals PyTorch/timm momentum 0.1 and MindCV's default
 BN_EPS = 1e-5
 DEFAULT_IMPL = "auto"  # the fastest MixConv implementation measured on the device
+HEAD_ACT = "relu"
+
+
+class Classifier(nn.Cell):
+    """Global average pool, dropout and dense layer of a MixNet, on its head feature map.
+
+    It holds the network's own cells without renaming their parameters (``auto_prefix=False``).
+    """
+
+    def __init__(self, dropout: nn.Cell, dense: nn.Dense) -> None:
+        super().__init__(auto_prefix=False)
+        self.dropout = dropout
+        self.dense = dense
+
+    def construct(self, x: Tensor) -> Tensor:
+        """Logits from the head feature map."""
+        return self.dense(self.dropout(spatial_mean(x)))
+
+
+class NetworkParts(NamedTuple):
+    """A MixNet's cells in order: input -> stem -> blocks -> head -> classifier -> logits."""
+
+    stem: nn.Cell
+    blocks: tuple[nn.Cell, ...]
+    head: nn.Cell
+    classifier: nn.Cell
 
 
 class MixNet(nn.Cell):
     """stem_conv -> layers (one MixNetBlock per built block) -> head_conv -> pool -> dropout -> classifier.
 
-    ``mixconv_impl`` selects how MixConv is computed: ``auto`` (default: the fastest measured on
-    this device), ``split`` (MindCV's own computation), ``fused`` or ``custom`` (the stem and
-    MixConv on C++ kernels, and fused kernels throughout at inference).
+    ``mixconv_impl`` is how MixConv (and the rest) is computed, a name or an implementation from
+    ``mixnet.mixconv.implementation``: ``auto`` (default: the fastest measured on this device),
+    ``split`` (MindCV's own computation), ``padded`` or ``kernels`` (C++ kernels, CPU);
+    ``fused`` and ``custom`` are accepted as ``padded`` and ``kernels``.
     """
 
     def __init__(self, genome: Genome, in_channels: int = 3, bn_momentum: float = BN_MOMENTUM,
-                 bn_eps: float = BN_EPS, mixconv_impl: str = DEFAULT_IMPL) -> None:
+                 bn_eps: float = BN_EPS, mixconv_impl: "str | Implementation" = DEFAULT_IMPL) -> None:
         super().__init__()
-        mixconv_impl = resolve_impl(mixconv_impl)
+        impl = implementation(mixconv_impl)
         self.genome = genome
-        self.mixconv_impl = mixconv_impl
+        self.mixconv_impl = impl.name
         stem = genome.stem_out
-        self.stem_conv = ConvBnAct(in_channels, stem, 3, 2, "relu", bn_momentum, bn_eps, mixconv_impl)
+        self.stem_conv = ConvBnAct(in_channels, stem, 3, 2, "relu", bn_momentum, bn_eps, impl)
         layers = genome.layers()
-        self.layers = nn.SequentialCell([MixNetBlock(layer, bn_momentum, bn_eps, mixconv_impl) for layer in layers])
+        self.layers = nn.SequentialCell([MixNetBlock(layer, bn_momentum, bn_eps, impl) for layer in layers])
         last, head = layers[-1].out_channels, genome.head_channels
-        self.head_conv = ConvBnAct(last, head, 1, 1, "relu", bn_momentum, bn_eps, mixconv_impl)
+        self.head_conv = ConvBnAct(last, head, 1, 1, HEAD_ACT, bn_momentum, bn_eps, impl)
         self.dropout = nn.Dropout(p=genome.dropout) if genome.dropout > 0 else nn.Identity()
         self.classifier = nn.Dense(head, genome.num_classes)
         dense_init(self.classifier, genome.num_classes)
-        self.fused_head = mixconv_impl == "custom"
+        self.compute = impl.network(HEAD_ACT, bn_eps)
+
+    def parts(self) -> NetworkParts:
+        """The stem, the blocks, the head conv and the classifier (pool, dropout, dense) as cells."""
+        return NetworkParts(self.stem_conv, tuple(self.layers), self.head_conv,
+                            Classifier(self.dropout, self.classifier))
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Feature map before pooling: (N, head_channels, H/32, W/32)."""
@@ -50,6 +87,4 @@ class MixNet(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """Logits (N, num_classes) for images (N, C, H, W)."""
-        if self.fused_head and not self.training and kernels_apply(x):
-            return self.classifier(self.head_conv.pooled(self.layers(self.stem_conv(x))))
-        return self.forward_head(self.forward_features(x))
+        return self.compute(self, x)

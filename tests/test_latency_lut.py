@@ -255,3 +255,24 @@ def test_calibration_starts_at_the_lightest_and_heaviest_genomes(built: dict) ->
     table = LatencyTable.load(built["lut"])
     assert {e.option for e in table.calibration} >= {genomes[0].to_string(), genomes[1].to_string()}
     assert table.correction[0] > 0 and table.predict(space.skeleton) > 0
+
+
+def test_fixed_parts_are_the_cells_of_one_skeleton_network(tmp_path: Path) -> None:
+    import mindspore as ms
+    import numpy as np
+
+    from search.latency.lut_build import lut_parts
+    space_file = tmp_path / "tiny.yaml"
+    space_file.write_text(TINY_SPACE)
+    parts = lut_parts(SearchSpace.from_yaml(space_file), 64, "custom")
+    fixed = {p.part: p for p in parts if p.option == "fixed"}
+    stem, head, classifier = (fixed[name].build() for name in ("stem", "head", "classifier"))
+    assert fixed["stem"].build() is stem and type(stem.compute).__module__ == "mixnet.mixconv.kernels"
+    assert [p.name for p in stem.get_parameters()][0] == "stem_conv.0.weight"
+    assert [p.name for p in head.get_parameters()][0] == "head_conv.0.weight"
+    assert [p.name for p in classifier.get_parameters()] == ["classifier.weight", "classifier.bias"]
+    classifier.set_train(False)
+    logits = classifier(ms.Tensor(np.ones((1, *fixed["classifier"].in_shape), np.float32)))
+    assert logits.shape == (1, 10)
+    layers = [p for p in parts if p.part == "layer"]
+    assert len(layers) == 2 + 4 + 4 and type(layers[-1].build().compute).__module__ == "mixnet.mixconv.kernels"

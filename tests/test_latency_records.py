@@ -65,13 +65,13 @@ def test_rounds_that_may_not_pin_do_not_claim_to_rotate(monkeypatch: pytest.Monk
     assert "cpu_pinning" not in time_runs(SpinRunner(), warmup=1, repeats=20, min_span_s=0.0).env
 
 
-def test_custom_kernels_run_on_the_targets_thread_count() -> None:
+def test_cpp_kernels_run_on_the_targets_thread_count() -> None:
     from mixnet import create_model
     from mixnet.kernels.threads import kernel_threads, set_kernel_threads
 
     target = LatencyTarget(backend="mindspore", device="CPU", resolution=64)
     set_kernel_threads(2)  # what the kernels use by default on a 2-CPU host
-    [result] = measure_cells([lambda: create_model(parse_genome(TINY), mixconv_impl="custom")],
+    [result] = measure_cells([lambda: create_model(parse_genome(TINY), mixconv_impl="kernels")],
                              [target.input_shape], [environment(target)], target, warmup=2, repeats=10,
                              min_span_s=0.0)
     assert result.env["threads"] == 1

@@ -11,9 +11,11 @@ from mixnet import create_model
 from mixnet.blocks import MixNetBlock
 from mixnet.kernels.threads import kernel_threads, set_kernel_threads
 from mixnet.layers import ConvBnAct, GroupedConv2d, MixedDepthwiseConv
+from mixnet.mixconv import implementation
 from space.genome import LayerSpec
 
-IMPLS = ("fused", "custom")
+IMPLS = ("padded", "kernels")
+SPLIT, KERNELS = implementation("split"), implementation("kernels")
 # Four blocks: no expansion; stride 2 with 2+2 groups; SE (ReLU inside) with swish and residual.
 SMALL = ("stem8_head32_w1_d0_nc10,r1_k3_a1_p1_s1_e1_i8_o8_re,r1_k3.5.7_a1.1_p1.1_s2_e3_i8_o12_re,"
          "r2_k3.5.7.9_a1.1_p1.1_s1_e6_i12_o12_se0.5_sw_sere")
@@ -76,8 +78,8 @@ def assert_same_gradients(got: list, want: list) -> None:
     (12, (5, 3), 1, 9),                # kernel sizes not in increasing order
 ])
 def test_mixconv_matches_split(impl: str, channels: int, kernels: tuple, stride: int, size: int) -> None:
-    ref = MixedDepthwiseConv(channels, kernels, stride, "split")
-    net = MixedDepthwiseConv(channels, kernels, stride, impl)
+    ref = MixedDepthwiseConv(channels, kernels, stride, SPLIT)
+    net = MixedDepthwiseConv(channels, kernels, stride, implementation(impl))
     randomize([ref, net], seed=1)
     x = ms.Tensor(np.random.RandomState(2).normal(size=(2, channels, size, size)).astype(np.float32))
     want = ref(x).asnumpy()
@@ -86,9 +88,9 @@ def test_mixconv_matches_split(impl: str, channels: int, kernels: tuple, stride:
 
 
 @pytest.mark.parametrize("cin,cout,groups", [(12, 18, 2), (16, 24, 1), (10, 15, 2)])  # the last splits unevenly
-def test_grouped_1x1_custom_matches_split(cin: int, cout: int, groups: int) -> None:
-    ref = GroupedConv2d(cin, cout, groups, "split")
-    net = GroupedConv2d(cin, cout, groups, "custom")
+def test_grouped_1x1_kernels_matches_split(cin: int, cout: int, groups: int) -> None:
+    ref = GroupedConv2d(cin, cout, groups, SPLIT)
+    net = GroupedConv2d(cin, cout, groups, KERNELS)
     randomize([ref, net], seed=15)
     x = ms.Tensor(np.random.RandomState(16).normal(size=(2, cin, 28, 29)).astype(np.float32))  # >= 784 positions
     want = ref(x).asnumpy()
@@ -97,15 +99,15 @@ def test_grouped_1x1_custom_matches_split(cin: int, cout: int, groups: int) -> N
 
 
 def test_mixconv_parameters_keep_mindcv_names_and_shapes() -> None:
-    names = {n: tuple(p.shape) for n, p in MixedDepthwiseConv(13, (3, 5, 7), 1, "custom").parameters_and_names()}
+    names = {n: tuple(p.shape) for n, p in MixedDepthwiseConv(13, (3, 5, 7), 1, KERNELS).parameters_and_names()}
     assert names == {"mixed_depthwise_conv.0.weight": (5, 1, 3, 3), "mixed_depthwise_conv.1.weight": (4, 1, 5, 5),
                      "mixed_depthwise_conv.2.weight": (4, 1, 7, 7)}
 
 
 @pytest.mark.parametrize("train", [False, True])
-def test_stem_custom_matches_split(train: bool) -> None:
-    ref = ConvBnAct(3, 16, 3, 2, "relu", 0.9, 1e-5, "split")
-    net = ConvBnAct(3, 16, 3, 2, "relu", 0.9, 1e-5, "custom")
+def test_stem_kernels_matches_split(train: bool) -> None:
+    ref = ConvBnAct(3, 16, 3, 2, "relu", 0.9, 1e-5, SPLIT)
+    net = ConvBnAct(3, 16, 3, 2, "relu", 0.9, 1e-5, KERNELS)
     randomize([ref, net], seed=3)
     ref.set_train(train)
     net.set_train(train)
@@ -122,8 +124,8 @@ def test_stem_custom_matches_split(train: bool) -> None:
     LayerSpec(2, 2, (3,), 1, 2, 1, 1, 16, 16, 16, 4, "relu", "relu"),          # no expansion (first block)
 ])
 def test_fused_inference_block_matches_split(layer: LayerSpec) -> None:
-    ref = MixNetBlock(layer, 0.9, 1e-5, "split")
-    net = MixNetBlock(layer, 0.9, 1e-5, "custom")
+    ref = MixNetBlock(layer, 0.9, 1e-5, SPLIT)
+    net = MixNetBlock(layer, 0.9, 1e-5, KERNELS)
     randomize([ref, net], seed=5)
     ref.set_train(False)
     net.set_train(False)
@@ -132,11 +134,11 @@ def test_fused_inference_block_matches_split(layer: LayerSpec) -> None:
     assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
 
 
-def test_custom_training_gradients_do_not_depend_on_the_thread_count() -> None:
+def test_kernels_training_gradients_do_not_depend_on_the_thread_count() -> None:
     """Weight gradients split over image ranges add up in one fixed order, on any number of threads."""
     # Few channels and several images: the 1x1 and depthwise weight gradients are split by images.
     layer = LayerSpec(0, 0, (3, 5), 1, 1, 1, 1, 4, 8, 4, 0, "swish", "swish")
-    net = MixNetBlock(layer, 0.9, 1e-5, "custom")
+    net = MixNetBlock(layer, 0.9, 1e-5, KERNELS)
     randomize([net], seed=8)
     net.set_train(True)
     x = ms.Tensor(np.random.RandomState(9).normal(size=(16, 4, 24, 24)).astype(np.float32))
@@ -153,9 +155,9 @@ def test_custom_training_gradients_do_not_depend_on_the_thread_count() -> None:
             assert np.array_equal(got, want)
 
 
-def test_whole_network_custom_matches_split_in_eval_and_training() -> None:
+def test_whole_network_kernels_matches_split_in_eval_and_training() -> None:
     ref = create_model(SMALL, mixconv_impl="split")
-    net = create_model(SMALL, mixconv_impl="custom")
+    net = create_model(SMALL, mixconv_impl="kernels")
     randomize([ref, net], seed=8)
     x = ms.Tensor(np.random.RandomState(9).normal(size=(2, 3, 32, 32)).astype(np.float32))
     ref.set_train(False)
@@ -177,7 +179,7 @@ def test_whole_network_custom_matches_split_in_eval_and_training() -> None:
 
 def test_training_with_frozen_batch_norm_matches_split() -> None:
     ref = create_model(SMALL, mixconv_impl="split")
-    net = create_model(SMALL, mixconv_impl="custom")
+    net = create_model(SMALL, mixconv_impl="kernels")
     randomize([ref, net], seed=11)
     for model in (ref, net):
         model.set_train(True)
@@ -191,9 +193,9 @@ def test_training_with_frozen_batch_norm_matches_split() -> None:
 
 
 @pytest.mark.parametrize("level", ["O2", "O3"])
-def test_custom_under_float16_mixed_precision_falls_back_to_mindspore_ops(level: str) -> None:
+def test_kernels_under_float16_mixed_precision_falls_back_to_mindspore_ops(level: str) -> None:
     ref = create_model(SMALL, mixconv_impl="split")
-    net = create_model(SMALL, mixconv_impl="custom")
+    net = create_model(SMALL, mixconv_impl="kernels")
     randomize([ref, net], seed=13)
     ref, net = ms.amp.auto_mixed_precision(ref, level), ms.amp.auto_mixed_precision(net, level)
     ref.set_train(False)
@@ -210,3 +212,28 @@ def test_kernel_rejects_inconsistent_meta() -> None:
     w = ms.Tensor(np.ones((4, 1, 3, 3), np.float32))
     with pytest.raises(RuntimeError):  # meta says 2 groups of 5x5, the weight is 3x3 for 4 groups
         ops.stop_gradient(op(kops.direct_meta(1, [5, 5]), x, w)).asnumpy()
+
+
+def test_old_names_build_the_new_implementations_with_the_same_parameters() -> None:
+    nets = {impl: create_model(SMALL, mixconv_impl=impl) for impl in ("split", "fused", "custom", "padded")}
+    assert {impl: net.mixconv_impl for impl, net in nets.items()} == {
+        "split": "split", "fused": "padded", "custom": "kernels", "padded": "padded"}
+    shapes = [{p.name: p.shape for p in net.get_parameters()} for net in nets.values()]
+    assert all(s == shapes[0] for s in shapes) and "layers.2.convs.3.mixed_depthwise_conv.1.weight" in shapes[0]
+
+
+@pytest.mark.parametrize("impl", ("split", "kernels"))
+def test_parts_compute_the_network(impl: str) -> None:
+    net = create_model(SMALL, mixconv_impl=impl)
+    names = [p.name for p in net.get_parameters()]
+    randomize([net], seed=17)
+    net.set_train(False)
+    stem, blocks, head, classifier = net.parts()
+    assert [p.name for p in classifier.get_parameters()] == ["classifier.weight", "classifier.bias"]
+    assert [p.name for p in net.get_parameters()] == names
+    x = ms.Tensor(np.random.RandomState(18).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    h = stem(x)
+    for block in blocks:
+        h = block(h)
+    want = net(x).asnumpy()
+    assert_close(classifier(head(h)).asnumpy(), want, float(np.abs(want).max()))

@@ -29,10 +29,10 @@ def small_probes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auto_measures_once_and_remembers(cache: Path, small_probes: None, monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = impl_select.resolve_impl("auto")
-    assert chosen in ("split", "fused", "custom")
+    assert chosen in ("split", "padded", "kernels")
     data = json.loads(impl_select.cache_file().read_text())
     entry = data[impl_select.device_key()]
-    assert entry["impl"] == chosen and set(entry["seconds"]) == {"split", "fused", "custom"}
+    assert entry["impl"] == chosen and set(entry["seconds"]) == {"split", "padded", "kernels"}
     assert chosen == min(entry["seconds"], key=entry["seconds"].get)
     assert not list(cache.glob("*.tmp*")) and not list(cache.glob("mixconv_impl.json.*"))
 
@@ -44,6 +44,15 @@ def test_auto_measures_once_and_remembers(cache: Path, small_probes: None, monke
     monkeypatch.setattr(impl_select, "PROBES", ((8, 8, 2, (3,), 1, 1, 8, 0),))  # other probes: another key
     with pytest.raises(AssertionError, match="measured again"):
         impl_select.resolve_impl("auto")
+
+
+def test_a_choice_stored_under_an_old_name_is_its_implementation(cache: Path, small_probes: None,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    impl_select.cache_file().write_text(json.dumps({impl_select.device_key(): {"impl": "custom", "seconds": {}}}))
+    monkeypatch.setattr(impl_select, "measure", lambda *_a, **_k: pytest.fail("measured again"))
+    assert impl_select.resolve_impl("auto") == "kernels"
+    assert create_model("mixnet_s").mixconv_impl == "kernels"
+    assert [impl_select.resolve_impl(name) for name in ("fused", "custom")] == ["padded", "kernels"]
 
 
 def test_measuring_leaves_the_initial_weights_alone(cache: Path, small_probes: None) -> None:
@@ -63,8 +72,10 @@ def test_measuring_leaves_the_initial_weights_alone(cache: Path, small_probes: N
 
 
 def test_unknown_impl_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="mixconv_impl 'fast' - allowed: auto, split, fused, custom"):
+    message = "mixconv_impl 'fast' - allowed: auto, split, padded, kernels (also fused for padded, custom for kernels)"
+    with pytest.raises(UsageError) as err:
         create_model("mixnet_s", mixconv_impl="fast")
+    assert str(err.value) == message
 
 
 def test_library_is_built_once_per_source(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,9 +100,11 @@ def test_missing_compiler_is_a_clear_error_and_auto_falls_back(cache: Path, smal
     build.library_path.cache_clear()
     try:
         with pytest.raises(build.KernelUnavailable, match="no C\\+\\+ compiler: 'no-such-compiler-here'"):
+            impl_select.resolve_impl("kernels")
+        with pytest.raises(build.KernelUnavailable):
             impl_select.resolve_impl("custom")
-        with pytest.warns(UserWarning, match="'custom' unavailable"):
-            assert impl_select.resolve_impl("auto") in ("split", "fused")
+        with pytest.warns(UserWarning, match="'kernels' unavailable"):
+            assert impl_select.resolve_impl("auto") in ("split", "padded")
     finally:
         build.library_path.cache_clear()
 
@@ -124,7 +137,7 @@ ms.set_context(mode=ms.PYNATIVE_MODE)
 from mixnet import create_model
 x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32))
 out = {}
-for impl in ("split", "fused", "custom"):
+for impl in ("split", "padded", "kernels"):
     ms.set_seed(0)
     net = create_model(sys.argv[1], mixconv_impl=impl)
     net.set_train(True)
@@ -150,7 +163,7 @@ def test_pynative_forward_and_gradients_run_under_numpy_2(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     ref = np.array(out["split"]["logits"])
-    for impl in ("fused", "custom"):
+    for impl in ("padded", "kernels"):
         assert np.allclose(out[impl]["logits"], ref, rtol=1e-4, atol=1e-5), impl
         assert abs(out[impl]["grad"] - out["split"]["grad"]) <= 1e-3 * out["split"]["grad"], impl
 
@@ -165,4 +178,4 @@ def test_first_profile_with_an_empty_cache(tmp_path: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["median_ms"] > 0 and result["env"]["backend"] == "mindspore"
     choice = json.loads((tmp_path / "mixnas" / "mixconv_impl.json").read_text())
-    assert len(choice) == 1 and [e["impl"] for e in choice.values()] == ["custom"]  # g++ is here
+    assert len(choice) == 1 and [e["impl"] for e in choice.values()] == ["kernels"]  # g++ is here

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixnet.devices import DEVICES
+from mixnet.mixconv import IMPL_ALIASES, IMPL_CHOICES
 
 IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
 IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
@@ -145,8 +146,8 @@ def _keys() -> tuple[Key, ...]:
         k("head_init_scale", None, "float", "multiply the classifier's initial weights (timm's head-init-scale; "
           "null: keep them)", nullable=True),
         k("mixconv_impl", "auto", "str", "MixConv implementation: auto (the fastest measured on the device), "
-          "split (MindCV's computation), fused or custom (C++ kernels, CPU)",
-          choices=("auto", "split", "fused", "custom")),
+          "split (MindCV's computation), padded (zero-padded kernels) or kernels (C++ kernels, CPU); "
+          "fused and custom name padded and kernels", choices=IMPL_CHOICES + tuple(IMPL_ALIASES)),
     )
 
 

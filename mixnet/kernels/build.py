@@ -37,7 +37,7 @@ def compiler() -> str:
     path = shutil.which(name)
     if path is None:
         raise KernelUnavailable(f"no C++ compiler: '{name}' is not on PATH (install g++ or set CXX); "
-                                "use mixconv_impl='split' or 'fused' instead of 'custom'")
+                                "use mixconv_impl='split' or 'padded' instead of 'kernels'")
     return path
 
 

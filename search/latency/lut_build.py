@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import random
 import sys
@@ -38,27 +39,6 @@ class Part:
     build: Callable[[], object]
 
 
-def classifier_cell(net):
-    """Global average pool, dropout (identity at inference) and the classifier of ``net``."""
-    from mindspore import nn
-
-    from mixnet.layers import spatial_mean
-
-    class Classifier(nn.Cell):
-        """The part of MixNet after ``head_conv``."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.dropout = net.dropout
-            self.classifier = net.classifier
-
-        def construct(self, x):
-            """Logits from the head feature map."""
-            return self.classifier(self.dropout(spatial_mean(x)))
-
-    return Classifier()
-
-
 def layer_choice_genomes(space: SearchSpace, layer: int) -> list[Genome]:
     """The skeleton with layer ``layer`` set to each of its valid choices (one genome per choice)."""
     genomes = []
@@ -73,18 +53,17 @@ def layer_choice_genomes(space: SearchSpace, layer: int) -> list[Genome]:
 def lut_parts(space: SearchSpace, resolution: int, impl: str = "split") -> list[Part]:
     """Stem, every distinct (layer, choice) and head/classifier, with input shapes at ``resolution``.
 
-    ``impl`` is the MixConv implementation the parts are built with (``auto`` or a concrete one).
+    ``impl`` is the MixConv implementation the parts are built with (``auto`` or a concrete one),
+    resolved once. The fixed parts are the cells of one skeleton network, built with the first of them.
     """
-    from mixnet import create_model
     from mixnet.blocks import MixNetBlock
-    from mixnet.impl_select import resolve_impl
-    from mixnet.network import BN_EPS, BN_MOMENTUM
+    from mixnet.mixconv import implementation
+    from mixnet.network import BN_EPS, BN_MOMENTUM, MixNet
 
-    impl = resolve_impl(impl)
-
+    impl = implementation(impl)
+    skeleton = functools.cache(lambda: MixNet(space.skeleton, mixconv_impl=impl).parts())
     skeleton_cost = network_cost(space.skeleton, resolution).rows
-    parts = [Part("stem", -1, "fixed", skeleton_cost[0].in_shape,
-                  lambda: create_model(space.skeleton, mixconv_impl=impl).stem_conv)]
+    parts = [Part("stem", -1, "fixed", skeleton_cost[0].in_shape, lambda: skeleton().stem)]
     for layer in range(len(space.base_genes)):
         seen = set()
         for genome in layer_choice_genomes(space, layer):
@@ -96,9 +75,8 @@ def lut_parts(space: SearchSpace, resolution: int, impl: str = "split") -> list[
             parts.append(Part("layer", layer, label, skeleton_cost[layer + 1].in_shape,
                               lambda spec=spec: MixNetBlock(spec, BN_MOMENTUM, BN_EPS, impl)))
     head_row = skeleton_cost[-2]
-    parts.append(Part("head", -1, "fixed", head_row.in_shape, lambda: create_model(space.skeleton, mixconv_impl=impl).head_conv))
-    parts.append(Part("classifier", -1, "fixed", head_row.out_shape,
-                      lambda: classifier_cell(create_model(space.skeleton, mixconv_impl=impl))))
+    parts.append(Part("head", -1, "fixed", head_row.in_shape, lambda: skeleton().head))
+    parts.append(Part("classifier", -1, "fixed", head_row.out_shape, lambda: skeleton().classifier))
     return parts
 
 

@@ -90,7 +90,7 @@ def use_kernel_threads(threads: int) -> dict:
 def graph_runner(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> GraphRunner:
     """A runner for ``cell`` in graph mode on the target device (compiled on first run).
 
-    On the CPU the C++ kernels of a ``custom`` network run on the target's thread count.
+    On the CPU the C++ kernels of a ``kernels`` network run on the target's thread count.
     """
     configure_mindspore(target)
     cell.set_train(False)
