@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from search.latency import LatencyTable
+from space.basics.atomic import atomic_path
 from space.search_space import SearchSpace
 from test_latency_lut import TINY_SPACE
 
@@ -59,3 +60,19 @@ def test_a_killed_lut_build_writes_nothing_and_a_rerun_completes(tmp_path: Path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = LatencyTable.load(out)
     assert table.predict(SearchSpace.from_yaml(space_file).skeleton) > 0
+
+
+def test_a_folder_write_replaces_the_old_folder_or_keeps_the_first_writers(tmp_path: Path) -> None:
+    target = tmp_path / "tree"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_path(target, folder=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    with atomic_path(target, folder=True, first_wins=True) as tmp:
+        (tmp / "late.txt").write_text("late")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "failed", folder=True) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("the writer failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]

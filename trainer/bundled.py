@@ -17,10 +17,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
 import pickle
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,6 +25,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from space.basics.atomic import atomic_path
 from space.basics.errors import UsageError
 
 VAL_FRACTION = 0.2
@@ -133,9 +131,7 @@ def write_dataset(name: str, out: "str | Path", size: int = 32, seed: int = 0) -
     pixels, labels, classes = DATASETS[name].load()
     index = np.arange(len(labels))
     train_idx, val_idx = train_test_split(index, test_size=VAL_FRACTION, stratify=labels, random_state=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    with atomic_path(out, folder=True, first_wins=True) as tmp:
         counts = {}
         for split, chosen in (("train", train_idx), ("val", val_idx)):
             for i in sorted(chosen):
@@ -145,16 +141,8 @@ def write_dataset(name: str, out: "str | Path", size: int = 32, seed: int = 0) -
                 img.convert("RGB").save(folder / f"{i:05d}.png")
             counts[split] = len(chosen)
         manifest_path(tmp, name).write_text(json.dumps(dict(wanted, **counts, classes=len(classes)), indent=1))
-        if out.is_dir():
-            out.rmdir()
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if not _matches(out, name, wanted):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    if not _matches(out, name, wanted):
+        raise UsageError(f"--out '{out}' was written meanwhile with another {name} tree - give another folder")
     return out
 
 

@@ -16,9 +16,13 @@ TEMPORARY_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.\w+\.tmp(\.\w+)?$")
 
 
 @contextmanager
-def atomic_path(path: "str | Path", suffix: str = "", folder: bool = False) -> Iterator[Path]:
+def atomic_path(path: "str | Path", suffix: str = "", folder: bool = False,
+                first_wins: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path`` for the ``with`` block to write (a file, or a folder with
     ``folder=True``); renamed onto ``path`` when the block ends without an error, removed otherwise.
+
+    A folder replaces the one at ``path``; with ``first_wins`` it replaces only an empty one, and a
+    folder another writer put there first is kept (readers of it never see it vanish).
 
     The temporary name is ``.{name}.{pid}.{random}.tmp{suffix}`` (:data:`TEMPORARY_NAME`): hidden, its
     writer's process id in it, and ending in ``suffix`` for writers that choose a format by it
@@ -37,8 +41,15 @@ def atomic_path(path: "str | Path", suffix: str = "", folder: bool = False) -> I
         yield tmp
         tmp.chmod((0o777 if folder else 0o666) & ~_umask())
         if folder and path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            if not first_wins:
+                shutil.rmtree(path)
+            elif not any(path.iterdir()):
+                path.rmdir()
+        try:
+            (os.rename if first_wins else os.replace)(tmp, path)
+        except OSError:
+            if not (first_wins and path.is_dir()):
+                raise
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
