@@ -12,7 +12,7 @@ from mixnet.quiet import quiet_mindspore
 from space.basics.errors import UsageError
 
 COMMAND_MODULES = ("space.commands", "search.commands", "search.latency.commands", "search.latency.serve_command",
-                   "trainer.commands")
+                   "search.supernet.commands", "trainer.commands")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -129,6 +129,29 @@ class VerifySection:
 
 
 @dataclass(frozen=True)
+class SupernetSection:
+    """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,
+    and how many training batches recalibrate BatchNorm before a genome is scored."""
+
+    dir: Path
+    overrides: dict
+    sampling: str
+    sandwich: bool
+    calibration_batches: int
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], out_dir: Path, source: str) -> "SupernetSection":
+        """The ``supernet`` section, checked (its folder defaults to ``out/supernet``)."""
+        from .supernet.sampling import RULES
+        check_text(doc["dir"], f"{source}: supernet.dir", nullable=True)
+        check_choice(doc["sampling"], RULES, f"{source}: supernet.sampling")
+        check_bool(doc["sandwich"], f"{source}: supernet.sandwich")
+        check_int(doc["calibration_batches"], f"{source}: supernet.calibration_batches", 1)
+        return cls(dir=Path(doc["dir"]) if doc["dir"] else out_dir / "supernet", overrides=dict(doc["overrides"]),
+                   sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"])
+
+
+@dataclass(frozen=True)
 class LatencySection:
     """Where latencies come from (measured, a LUT, a device host), on which target, timed how."""
 

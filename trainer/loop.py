@@ -25,7 +25,7 @@ from .checkpointing import (BEST_NAME, atomic_save, epoch_checkpoints, load_netw
                             remove_stale_temporaries, restore_state)
 from .data import Split, TrainData, check_same_classes, scan_split
 from .distributed import Ranks, all_sum, setup
-from .model import apply_amp, build_network, resolve_genome
+from .model import Networks, StandAlone, apply_amp, resolve_genome
 from .optim import create_optimizer
 from .records import METRICS_NAME, MetricsLog
 from .runtime import set_runtime
@@ -63,15 +63,16 @@ class Session:
     """Everything one run needs: networks, data, schedule, optimizer, step, and the state to save."""
 
     def __init__(self, cfg: Any, genome: Genome, train_split: Split, num_classes: int, ranks: Ranks,
-                 turn: "Callable[[], ContextManager] | None" = None) -> None:
+                 turn: "Callable[[], ContextManager] | None" = None, networks: "Networks | None" = None) -> None:
         self.cfg, self.genome, self.ranks = cfg, genome, ranks
         self.turn: Callable[[], ContextManager] = turn or nullcontext
+        self.networks = networks or StandAlone()
         ms.set_seed(cfg.seed)
-        self.net = build_network(genome, cfg.in_channels, cfg.mixconv_impl)
+        self.net = self.networks.build(genome, cfg)
         if cfg.head_init_scale is not None:
             weight = self.net.classifier.weight
             weight.set_data(Tensor(weight.asnumpy() * cfg.head_init_scale, weight.dtype))
-        self.eval_net = apply_amp(build_network(genome, cfg.in_channels, cfg.mixconv_impl), cfg.val_amp_level)
+        self.eval_net = apply_amp(self.networks.build(genome, cfg), cfg.val_amp_level)
         self.data = TrainData(cfg, train_split, num_classes, ranks.rank, ranks.world)
         self.steps = self.data.steps
         self.lrs = lr_schedule(cfg, self.steps)
@@ -134,7 +135,7 @@ class Session:
 
 def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[int, dict], None] | None" = None,
           progress: bool = True, save_checkpoints: bool = True,
-          device_turn: "Callable[[], ContextManager] | None" = None) -> TrainResult:
+          device_turn: "Callable[[], ContextManager] | None" = None, networks: "Networks | None" = None) -> TrainResult:
     """Train ``genome`` (or ``cfg.genome`` / the ``cfg.model`` preset) with the recipe ``cfg``.
 
     ``on_epoch(epoch_index, metrics)`` runs after each epoch (metrics: top1, top5, loss, val_loss,
@@ -142,7 +143,8 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
     With ``save_checkpoints``, rank 0 writes epoch checkpoints, ``best.ckpt`` and ``metrics.csv`` to
     ``ckpt_save_dir``, and a re-run of the same settings resumes from the newest checkpoint there.
     ``device_turn()`` (a context manager) is held around every step and validation, so a latency
-    timing on the same device can take the device between steps.
+    timing on the same device can take the device between steps. ``networks`` builds what is trained
+    (default: the genome's MixNet) and may change it before each step and validation.
     """
     started = time.time()
     set_runtime(cfg)
@@ -154,7 +156,7 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
         raise UsageError(f"num_classes {num_classes} is fewer than the {len(train_split.classes)} class folders "
                          f"of '{train_split.root}'")
     built = resolve_genome(cfg, genome, num_classes)
-    session = Session(cfg, built, train_split, num_classes, ranks, device_turn)
+    session = Session(cfg, built, train_split, num_classes, ranks, device_turn, networks)
     prefix = run_prefix(cfg, genome, built)
     writing = save_checkpoints and ranks.is_main
     out_dir = Path(cfg.ckpt_save_dir)
@@ -301,6 +303,7 @@ def run_epoch(session: Session, epoch: int, clock: Throughput, verbose: bool) ->
             step = epoch * session.steps + index
             keep = dropout_mask(session.genome.dropout, len(images), session.head_channels, cfg.seed, ranks.rank,
                                 step)
+            session.networks.before_step(session.net, step)
             with session.turn():
                 loss = float(session.step(Tensor(images), Tensor(labels), Tensor(keep)).asnumpy())
             now = time.time()
@@ -335,6 +338,7 @@ def validate(session: Session, split: Split) -> dict[str, Any]:
     """Validation metrics of the current (EMA) weights."""
     began = time.time()
     session.sync_eval_net()
+    session.networks.before_validation(session.eval_net)
     with session.turn():
         result = evaluate_network(session.eval_net, session.cfg, split, session.ranks)
     if result["skipped"] and session.ranks.is_main:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import mindspore as ms
 from mindspore import nn
@@ -39,6 +39,33 @@ def resolve_genome(cfg: Any, genome: "Genome | str | None", num_classes: int) ->
 def build_network(genome: Genome, in_channels: int, mixconv_impl: str) -> MixNet:
     """A freshly initialized MixNet of ``genome`` with the MixConv implementation ``mixconv_impl``."""
     return create_model(genome, in_channels=in_channels, mixconv_impl=mixconv_impl)
+
+
+class Networks(Protocol):
+    """What a run trains: how its networks are built, and what changes in them before a step or a validation."""
+
+    def build(self, genome: Genome, cfg: Any) -> nn.Cell:
+        """A freshly initialized network for ``genome`` (with ``forward_features`` and ``classifier``)."""
+
+    def before_step(self, net: nn.Cell, step: int) -> None:
+        """Called before training step ``step`` (counted over the whole run)."""
+
+    def before_validation(self, net: nn.Cell) -> None:
+        """Called on the evaluation network before each validation."""
+
+
+class StandAlone:
+    """One network of one genome, the same at every step (the default)."""
+
+    def build(self, genome: Genome, cfg: Any) -> nn.Cell:
+        """The genome's MixNet with the recipe's input channels and MixConv implementation."""
+        return build_network(genome, cfg.in_channels, cfg.mixconv_impl)
+
+    def before_step(self, net: nn.Cell, step: int) -> None:
+        """Nothing changes between steps."""
+
+    def before_validation(self, net: nn.Cell) -> None:
+        """Nothing changes before a validation."""
 
 
 def apply_amp(cell: nn.Cell, level: str) -> nn.Cell:

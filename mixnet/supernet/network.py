@@ -131,7 +131,10 @@ class Supernet(nn.Cell):
         for block, choice in zip(self.layers, self.spec.choices(genome)):
             block.select(choice)
 
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The selected genome's feature map before pooling."""
+        return self.head_conv(self.layers(self.stem_conv(x)))
+
     def construct(self, x: Tensor) -> Tensor:
         """Logits of the selected genome for images (N, 3, H, W)."""
-        features = self.head_conv(self.layers(self.stem_conv(x)))
-        return self.classifier(self.dropout(spatial_mean(features)))
+        return self.classifier(self.dropout(spatial_mean(self.forward_features(x))))

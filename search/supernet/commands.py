@@ -1,0 +1,64 @@
+"""``search.py supernet train`` and ``supernet extract``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from space.basics.atomic import atomic_path
+
+DEMO_CONFIG = "configs/search/demo.yaml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``supernet`` subcommand and its actions."""
+    parser = sub.add_parser("supernet", help="weight-sharing supernet of a search space: train, extract",
+                            description="Train the supernet of a search config's space, or extract a genome's "
+                            "stand-alone network from it.")
+    actions = parser.add_subparsers(dest="supernet_command", metavar="ACTION", required=True,
+                                    parser_class=type(parser))
+    t = actions.add_parser("train", help="train (or resume) the supernet with the config's data and proxy recipe",
+                           description="Train the supernet: one genome per step (supernet.sampling: fair or "
+                           "uniform; supernet.sandwich), validated on MixNet-S's sub-network; checkpoints, "
+                           "best.ckpt and metrics.csv in supernet.dir (default OUT/supernet); resumes.")
+    t.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=run_train)
+    e = actions.add_parser("extract", help="write a genome's stand-alone checkpoint from the trained supernet",
+                           description="Write the MindCV-named checkpoint of GENOME's stand-alone network (at the "
+                           "proxy's width and classes) with the supernet's weights.")
+    e.add_argument("genome", metavar="GENOME", help="preset, one-line genome or genome file (a point of the space)")
+    e.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    e.add_argument("--ckpt", help="supernet checkpoint (default supernet.dir/best.ckpt)")
+    e.add_argument("--out", required=True, help="output checkpoint file")
+    e.set_defaults(func=run_extract)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train the supernet and print where it is."""
+    from ..config import load_search_config
+    from .training import train_supernet
+    cfg = load_search_config(args.config)
+    result = train_supernet(cfg, progress=not args.no_progress)
+    print(f"supernet trained in {result.seconds:.0f} s ({result.epochs} epochs, {result.images_per_second:.0f} "
+          f"img/s); MixNet-S sub-network top-1 {result.final_top1:.2f}%; {cfg.supernet.dir}")
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Write the stand-alone checkpoint of a genome."""
+    import mindspore as ms
+
+    from space import parse_genome
+
+    from ..config import load_search_config
+    from .scoring import load_supernet
+    cfg = load_search_config(args.config)
+    genome = parse_genome(args.genome)
+    net = load_supernet(cfg, Path(args.ckpt) if args.ckpt else None)
+    from mixnet.supernet import extract
+    standalone = extract(net, genome)
+    with atomic_path(args.out, suffix=".ckpt") as tmp:
+        ms.save_checkpoint(standalone, str(tmp))
+    print(f"wrote {args.out}: {net.spec.trained(genome).to_string()}")
+    return 0

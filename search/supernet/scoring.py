@@ -1,0 +1,147 @@
+"""Scoring genomes with a trained supernet: BatchNorm recalibrated on a few training batches, then
+top-1 on the held-out images, with every image in memory and nothing compiled after the first genome."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn
+
+from mixnet.checkpoint import load_weights
+from mixnet.supernet import Supernet, SupernetSpec
+from space.basics.atomic import write_atomic
+from space.basics.errors import UsageError
+from space.genome import Genome
+from space.search_space import SearchSpace
+from trainer.checkpointing import TRAINING_STATE_PREFIXES
+from trainer.data import TrainData, eval_batches, scan_split
+from trainer.transforms import SkipCounter
+
+from ..config import SearchConfig
+from ..proxy_data import ProxyData
+from ..recipes import on_proxy_data
+
+SPACE_FILE = "space.json"
+BEST = "best.ckpt"
+
+
+def write_space(space: SearchSpace, folder: Path) -> None:
+    """Record in a supernet's folder which space it holds (name, menus, fingerprint)."""
+    from ..latency.lut import space_document
+    write_atomic(folder / SPACE_FILE, json.dumps(space_document(space), indent=1))
+
+
+def check_space(space: SearchSpace, folder: Path) -> None:
+    """Raise UsageError unless the supernet in ``folder`` was trained for ``space``."""
+    from ..latency.lut import space_document
+    path = folder / SPACE_FILE
+    if not path.is_file():
+        raise UsageError(f"no trained supernet in '{folder}' ({SPACE_FILE} missing) - run 'search.py supernet train'")
+    held, wanted = json.loads(path.read_text()), space_document(space)
+    if held.get("fingerprint") != wanted["fingerprint"]:
+        raise UsageError(f"the supernet in '{folder}' was trained for space '{held.get('name')}' (fingerprint "
+                         f"{held.get('fingerprint')}), not for '{wanted['name']}' ({wanted['fingerprint']})")
+
+
+def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData, bn_momentum: "float | None" = None) -> Supernet:
+    """A supernet of ``space`` for the networks ``recipe`` trains on ``proxy`` (its width and classes)."""
+    width = recipe.width if recipe.width else space.skeleton.width
+    spec = SupernetSpec.of(space, width, proxy.num_classes)
+    return Supernet(spec) if bn_momentum is None else Supernet(spec, bn_momentum=bn_momentum)
+
+
+def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None) -> Supernet:
+    """The trained supernet of ``cfg`` (``supernet.dir/best.ckpt`` unless ``ckpt``), checked for its space."""
+    from ..proxy_data import plan_proxy_data, proxy_data_of
+    from .training import supernet_recipe
+    space = SearchSpace.from_yaml(cfg.space)
+    check_space(space, cfg.supernet.dir)
+    proxy = proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir)
+    net = supernet_of(space, supernet_recipe(cfg), proxy)
+    load_weights(net, ckpt or cfg.supernet.dir / BEST, ignore_prefixes=TRAINING_STATE_PREFIXES)
+    return net
+
+
+@dataclass(frozen=True)
+class ScoringImages:
+    """The images a score needs, in memory: calibration batches from the training split and the held-out split."""
+
+    calibration: tuple[np.ndarray, ...]
+    images: np.ndarray
+    labels: np.ndarray
+    batch: int
+
+
+def scoring_images(recipe: Any, calibration_batches: int) -> ScoringImages:
+    """``calibration_batches`` shuffled training batches (training transforms) and every held-out image."""
+    train = scan_split(recipe.data_dir, recipe.train_split, "train_split")
+    holdout = scan_split(recipe.data_dir, recipe.val_split, "val_split")
+    data = TrainData(recipe, train, recipe.num_classes, 0, 1)
+    calibration = []
+    for images, _ in data.batches(0, SkipCounter()):
+        calibration.append(images)
+        if len(calibration) == calibration_batches:
+            break
+    pairs = list(eval_batches(recipe, holdout, 0, 1, SkipCounter()))
+    return ScoringImages(tuple(calibration), np.concatenate([p[0] for p in pairs]),
+                         np.concatenate([p[1] for p in pairs]).astype(np.int64), int(recipe.batch_size))
+
+
+class SupernetScorer:
+    """Held-out top-1 of genomes with a supernet's weights (BatchNorm recalibrated per genome)."""
+
+    def __init__(self, net: Supernet, images: ScoringImages) -> None:
+        self.net, self.images = net, images
+        self.calibrating = Supernet(net.spec, bn_momentum=0.0)  # moving statistics = the last batch's
+        weights = {p.name: p for p in net.get_parameters()}
+        for p in self.calibrating.get_parameters():
+            p.set_data(Tensor(weights[p.name].asnumpy()))
+        self.norms = [(a, b) for (_, a), (_, b) in zip(_norms(self.calibrating), _norms(net))]
+
+    def recalibrate(self, genome: Genome) -> None:
+        """Set the supernet's BatchNorm statistics to the mean over the calibration batches for ``genome``."""
+        self.calibrating.set_train(True)
+        self.calibrating.select(genome)
+        sums = [[np.zeros(a.moving_mean.shape), np.zeros(a.moving_mean.shape)] for a, _ in self.norms]
+        for images in self.images.calibration:
+            self.calibrating(Tensor(images))
+            for total, (a, _) in zip(sums, self.norms):
+                total[0] += a.moving_mean.asnumpy()
+                total[1] += a.moving_variance.asnumpy()
+        n = len(self.images.calibration)
+        for (mean, var), (_, b) in zip(sums, self.norms):
+            b.moving_mean.set_data(Tensor((mean / n).astype(np.float32)))
+            b.moving_variance.set_data(Tensor((var / n).astype(np.float32)))
+
+    def score(self, genome: Genome) -> float:
+        """Held-out top-1 of ``genome`` as a fraction (after recalibrating BatchNorm for it)."""
+        self.recalibrate(genome)
+        net, data = self.net, self.images
+        net.set_train(False)
+        net.select(genome)
+        hits = 0
+        for start in range(0, len(data.labels), data.batch):
+            images = data.images[start:start + data.batch]
+            count = len(images)
+            if count < data.batch:
+                images = np.concatenate([images, np.zeros((data.batch - count,) + images.shape[1:], images.dtype)])
+            logits = net(Tensor(images)).asnumpy()[:count]
+            hits += int((logits.argmax(axis=1) == data.labels[start:start + count]).sum())
+        return hits / len(data.labels)
+
+
+def _norms(net: nn.Cell) -> list[tuple[str, nn.BatchNorm2d]]:
+    """The BatchNorm cells of ``net`` by name, in order."""
+    return [(name, cell) for name, cell in net.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
+
+
+def scorer_for(cfg: SearchConfig, proxy: ProxyData, recipe: Any) -> SupernetScorer:
+    """The scorer of ``cfg``'s trained supernet on the proxy split ``proxy`` (``recipe``: the supernet recipe)."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = load_supernet(cfg)
+    return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), cfg.supernet.calibration_batches))

@@ -1,0 +1,64 @@
+"""Training a supernet with the search config's data and proxy recipe: one sampled genome per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mindspore import nn
+
+from mixnet.supernet import Supernet, SupernetSpec
+from space.genome import Genome
+from space.search_space import SearchSpace
+
+from ..config import SearchConfig
+from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
+from ..recipes import on_proxy_data, proxy_train_config
+from .sampling import PathSampler
+from .scoring import write_space
+
+
+class SupernetNetworks:
+    """What ``trainer.train`` trains for a supernet: the supernet of the space at the recipe's width and
+    classes, set to the sampler's genome before each step and to the skeleton (MixNet-S) for validation."""
+
+    def __init__(self, space: SearchSpace, sampler: PathSampler) -> None:
+        self.space, self.sampler = space, sampler
+
+    def build(self, genome: Genome, cfg: Any) -> Supernet:
+        """A freshly initialized supernet for networks like ``genome`` (the skeleton as the recipe trains it)."""
+        return Supernet(SupernetSpec.of(self.space, genome.width, genome.num_classes))
+
+    def before_step(self, net: nn.Cell, step: int) -> None:
+        """Select the genome of ``step``."""
+        net.select(self.sampler.genome(step))
+
+    def before_validation(self, net: nn.Cell) -> None:
+        """Validate the skeleton's sub-network."""
+        net.select(self.space.skeleton)
+
+
+def supernet_recipe(cfg: SearchConfig) -> Any:
+    """The proxy's recipe with ``supernet.overrides``, writing to the supernet folder (checked)."""
+    recipe = proxy_train_config(cfg)
+    return recipe.replace(**cfg.supernet.overrides, ckpt_save_dir=str(cfg.supernet.dir))
+
+
+def train_supernet(cfg: SearchConfig, progress: bool = True, train_fn: Any = None) -> Any:
+    """Train (or resume) the supernet of ``cfg``'s space on its proxy split; returns the TrainResult.
+
+    Checkpoints, ``best.ckpt`` (validated on the skeleton's sub-network) and ``metrics.csv`` go to
+    ``supernet.dir``; a re-run resumes from the newest checkpoint there, as the trainer does.
+    """
+    space = SearchSpace.from_yaml(cfg.space)
+    SupernetSpec.of(space)
+    recipe = supernet_recipe(cfg)
+    plan = plan_proxy_data(cfg.data)
+    proxy = proxy_data_of(plan, cfg.out_dir)
+    recipe = on_proxy_data(recipe, proxy)
+    prepare_proxy_data(cfg.data, cfg.out_dir, plan)
+    write_space(space, cfg.supernet.dir)
+    sampler = PathSampler(space, cfg.supernet.sampling, cfg.supernet.sandwich, int(recipe.seed))
+    if train_fn is None:
+        from trainer import train as train_fn
+    return train_fn(recipe, space.skeleton, progress=progress, save_checkpoints=True,
+                    networks=SupernetNetworks(space, sampler))

@@ -1,0 +1,89 @@
+"""Supernet training on digits: sampled genomes, the trainer's checkpoints and resume, scores with its
+weights that equal the extracted stand-alone networks' accuracy, and the extract command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mindspore as ms
+import yaml
+
+from conftest import assert_user_error, run_cli
+from mixnet import create_model
+from mixnet.checkpoint import load_weights
+from mixnet.supernet import extract
+from search.config import load_search_config
+from search.proxy_data import plan_proxy_data, proxy_data_of
+from search.recipes import on_proxy_data
+from search.supernet.sampling import PathSampler
+from search.supernet.scoring import SupernetScorer, load_supernet, scoring_images
+from search.supernet.training import supernet_recipe, train_supernet
+from space.search_space import SearchSpace
+from test_search import DATA, digits_dir, tiny_config  # noqa: F401 - fixture
+from trainer.data import scan_split
+from trainer.distributed import Ranks
+from trainer.validate import evaluate_network
+
+TINY = SearchSpace.from_yaml(DATA / "tiny_space.yaml")
+
+
+def test_fair_sampling_trains_every_choice_once_per_period_and_sandwich_the_extremes() -> None:
+    fair = PathSampler(TINY, "fair", sandwich=False, seed=0)
+    for index, d in enumerate(TINY.dimensions):
+        for block in range(3):
+            seen = [TINY.encode_vector(fair.genome(block * 2 + i))[index] for i in range(2)]
+            assert sorted(seen) == [0, 1], d.name
+    sandwich = PathSampler(TINY, "uniform", sandwich=True, seed=0)
+    widths = [[g.expand_ratio for g in sandwich.genome(step).single_genes()[1:]] for step in range(8)]
+    assert widths[0] == widths[4] == [6, 6] and widths[1] == widths[5] == [3, 3]
+    assert len({tuple(TINY.encode_vector(fair.genome(s))) for s in range(8)}) > 1
+
+
+def test_a_supernet_trains_resumes_and_scores_genomes_as_their_extracted_networks(
+        tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
+    cfg = load_search_config(tiny_config(tmp_path, digits_dir, supernet={"overrides": {"epoch_size": 2},
+                                                                         "calibration_batches": 2}))
+    result = train_supernet(cfg, progress=False)
+    folder = cfg.supernet.dir
+    assert result.epochs == 2 and (folder / "best.ckpt").is_file() and (folder / "metrics.csv").is_file()
+    assert train_supernet(cfg, progress=False).weights_digest == result.weights_digest  # resumed: done
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = load_supernet(cfg)
+    recipe = on_proxy_data(supernet_recipe(cfg), proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir))
+    images = scoring_images(recipe, 2)
+    scorer = SupernetScorer(net, images)
+    holdout = scan_split(recipe.data_dir, recipe.val_split, "val_split")
+    scores = []
+    for genome in [TINY.skeleton, TINY.decode({d.name: d.choices[-1] for d in TINY.dimensions})]:
+        scores.append(scorer.score(genome))
+        standalone = extract(net, genome)  # with the BatchNorm statistics recalibrated for this genome
+        own = evaluate_network(standalone, recipe, holdout, Ranks(0, 1))
+        assert own["n"] == len(images.labels) and abs(100 * scores[-1] - own["top1"]) < 1e-6
+    assert scorer.score(TINY.skeleton) == scores[0]  # the same batches recalibrate: the same score
+
+
+def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
+        tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
+    config = tiny_config(tmp_path, digits_dir, supernet={"overrides": {"epoch_size": 1}})
+    out = tmp_path / "sub.ckpt"
+    skeleton = TINY.skeleton.to_string()
+    assert_user_error(run_cli("supernet", "extract", skeleton, "--config", str(config), "--out", str(out)),
+                      "no trained supernet")
+    cfg = load_search_config(config)
+    train_supernet(cfg, progress=False)
+    assert_user_error(run_cli("supernet", "extract", "mixnet_s", "--config", str(config), "--out", str(out)),
+                      "not in the supernet's space")
+    proc = run_cli("supernet", "extract", skeleton, "--config", str(config), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recipe = supernet_recipe(cfg)
+    load_weights(create_model(TINY.skeleton.with_changes(width=recipe.width or 1.0, num_classes=10)), out)
+
+    other = yaml.safe_load((DATA / "tiny_space.yaml").read_text())
+    other["choices"]["kernel_sizes"] = ["3", "3.5", "3.5.7"]
+    (tmp_path / "other_space.yaml").write_text(yaml.safe_dump(other))
+    doc = yaml.safe_load(config.read_text())
+    doc.update(space=str(tmp_path / "other_space.yaml"), supernet={"dir": str(cfg.supernet.dir)})
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(doc))
+    assert_user_error(run_cli("supernet", "extract", skeleton, "--config", str(tmp_path / "other.yaml"), "--out",
+                              str(out)), "was trained for space 'tiny'")
