@@ -12,7 +12,7 @@ from space.basics.documents import load_mapping
 from space.basics.errors import UsageError, unknown_key_error
 
 from .goal import METRICS, Goal, goal_of
-from .sections import (DataSection, LatencySection, ProxySection, StorageSection, SupernetSection, VerifySection,
+from .sections import (AccuracySection, DataSection, LatencySection, ProxySection, StorageSection, SupernetSection, VerifySection,
                        check_bool, check_choice, check_int, check_text, is_number)
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
              "images_per_class": None, "holdout": 0.2, "seed": 0},
     "proxy": {"config": "configs/train/digits.yaml", "overrides": {}, "seeds": 1, "noise_sd": None},
     "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3},
+    "accuracy": {"source": "proxy", "supernet": None},
     "supernet": {"dir": None, "overrides": {}, "sampling": "fair", "sandwich": True, "calibration_batches": 8},
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
                 "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0,
@@ -57,6 +58,7 @@ class SearchConfig:
     data: DataSection
     proxy: ProxySection
     verify: VerifySection
+    accuracy: AccuracySection
     supernet: SupernetSection
     latency: LatencySection
     goal: Goal
@@ -121,10 +123,12 @@ def build_search_config(doc: dict[str, Any], source: str) -> SearchConfig:
     data = DataSection.build(doc["data"], source)
     latency = LatencySection.build(doc["latency"], source)
     out_dir = Path(doc["out"])
-    supernet = SupernetSection.build(doc["supernet"], out_dir, source)
+    accuracy = AccuracySection.build(doc["accuracy"], source)
+    supernet = SupernetSection.build(dict(doc["supernet"], dir=accuracy.supernet or doc["supernet"]["dir"]), out_dir,
+                                     source)
     storage = StorageSection.build(doc["storage"], doc["study"], out_dir, latency, source)
     return SearchConfig(doc=doc, source=source, space=doc["space"], out_dir=out_dir, data=data, proxy=proxy,
-                        verify=verify, supernet=supernet, latency=latency, goal=goal, storage=storage,
+                        verify=verify, accuracy=accuracy, supernet=supernet, latency=latency, goal=goal, storage=storage,
                         constraints=dict(doc["constraints"]), sampler=doc["sampler"], seed=doc["seed"],
                         trials=doc["trials"], workers=doc["workers"], baseline=doc["baseline"])
 

@@ -27,6 +27,7 @@ from .workers import is_alive
 
 TrainFn = Callable[..., Any]
 LatencyFn = Callable[[Genome], float]
+AccuracyFn = Callable[[optuna.Trial, Genome, "Evaluation"], float]
 
 
 @dataclass
@@ -49,11 +50,12 @@ class Evaluator:
     def __init__(self, cfg: SearchConfig, space: SearchSpace, proxy: ProxyData, train_cfg: Any,
                  train_fn: TrainFn, latency_fn: LatencyFn, target: int, worker: str,
                  on_epoch: Callable[[int, int], None] | None = None,
-                 device_turn: Callable[[], Any] | None = None) -> None:
+                 device_turn: Callable[[], Any] | None = None, accuracy: "AccuracyFn | None" = None) -> None:
         self.cfg, self.space, self.proxy, self.train_cfg = cfg, space, proxy, train_cfg
         self.train_fn, self.latency_fn = train_fn, latency_fn
         self.target, self.worker, self.on_epoch = target, worker, on_epoch
         self.device_turn = device_turn
+        self.accuracy: AccuracyFn = accuracy or self.train
 
     def values(self, ev: Evaluation) -> "float | tuple[float, ...]":
         """The objective values Optuna receives for an evaluation."""
@@ -110,13 +112,15 @@ class Evaluator:
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin, constraints=False)
-        ev.accuracy = self.train(trial, self.proxy_genome(genome), ev)
+        ev.accuracy = self.accuracy(trial, genome, ev)
         store(trial, accuracy=ev.accuracy)
         return ev
 
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:
-        """Proxy-train ``genome`` once per proxy seed (the same seeds for every genome); the mean held-out
-        top-1 as a fraction, with its standard error and the per-seed values stored on the trial."""
+        """Proxy-train the deployed ``genome``'s proxy network once per proxy seed (the same seeds for every
+        genome); the mean held-out top-1 as a fraction, with its standard error and the per-seed values
+        stored on the trial."""
+        genome = self.proxy_genome(genome)
         recipes = seeded(self.train_cfg, self.cfg.proxy.seeds)
         epochs = int(self.train_cfg.epoch_size)
         total = epochs * len(recipes)
@@ -131,7 +135,7 @@ class Evaluator:
             rate += float(result.images_per_second) / len(recipes)
         n = self.proxy.n_holdout
         noise = self.cfg.proxy.noise_fraction
-        store(trial, accuracy_seeds=[round(a, 6) for a in per_seed], proxy_seeds=[int(r.seed) for r in recipes],
+        store(trial, accuracy_source="proxy", accuracy_seeds=[round(a, 6) for a in per_seed], proxy_seeds=[int(r.seed) for r in recipes],
               holdout_images=n, noise_sd=noise, accuracy_se=round(accuracy_se(per_seed, n, noise), 6),
               accuracy_se_binomial=round(binomial_se(sum(per_seed) / len(per_seed), n), 6),
               train_seconds=round(seconds, 2), images_per_second=round(rate, 2))

@@ -33,7 +33,8 @@ class TrialRecord:
     feasible: Optional[bool] = None
     epochs: Optional[int] = None            # proxy epochs over all seeds
     epochs_done: Optional[int] = None
-    accuracy: Optional[float] = None        # mean held-out top-1 over the proxy seeds, a fraction
+    accuracy: Optional[float] = None        # held-out top-1 (mean over the proxy seeds), a fraction
+    accuracy_source: Optional[str] = None   # proxy (trained) or supernet (shared weights)
     accuracy_se: Optional[float] = None
     accuracy_se_binomial: Optional[float] = None
     accuracy_seeds: Optional[list] = None
@@ -41,6 +42,7 @@ class TrialRecord:
     holdout_images: Optional[int] = None
     noise_sd: Optional[float] = None         # the stated one-run training noise (proxy.noise_sd), a fraction
     train_seconds: Optional[float] = None
+    score_seconds: Optional[float] = None   # scoring with the supernet's weights
     images_per_second: Optional[float] = None
     reused_from: Optional[int] = None       # the twin whose result this trial copies
     error: Optional[str] = None
@@ -62,7 +64,7 @@ class TrialRecord:
 
 
 FIELD_NAMES = frozenset(f.name for f in fields(TrialRecord))
-RESULT_FIELDS = ("accuracy", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds",
+RESULT_FIELDS = ("accuracy", "accuracy_source", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds",
                  "holdout_images", "noise_sd", "latency_ms", "params", "madds", "feasible", "latency_seconds")
 
 

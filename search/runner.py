@@ -130,7 +130,8 @@ def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callabl
         from trainer import train as train_fn
     progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
     evaluator = Evaluator(cfg, run.space, run.proxy, run.recipe, train_fn, run.latency, cfg.trials, worker_id(),
-                          on_epoch=progress.epoch if progress else None, device_turn=training_turns(cfg))
+                          on_epoch=progress.epoch if progress else None, device_turn=training_turns(cfg),
+                          accuracy=accuracy_source(run))
     rules = StopRules(cfg.trials, progress)
     try:
         if complete_count(study) < cfg.trials:
@@ -140,6 +141,16 @@ def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callabl
             progress.close()
     if rules.failures >= MAX_CONSECUTIVE_FAILURES:
         raise SearchFailed(f"{rules.failures} trials in a row failed; last: {rules.last_error}")
+
+
+def accuracy_source(run: SearchRun) -> "Callable | None":
+    """The supernet's scorer when the config scores with one (made in each worker: it holds networks);
+    None for proxy training, the evaluator's own."""
+    if run.cfg.accuracy.source != "supernet":
+        return None
+    from .supernet.scoring import SupernetAccuracy, scorer_for
+    from .supernet.training import supernet_recipe
+    return SupernetAccuracy(scorer_for(run.cfg, run.proxy, supernet_recipe(run.cfg)))
 
 
 def _worker_process(run: SearchRun, rank: int, errors: Any) -> None:
@@ -203,6 +214,9 @@ def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable
     """
     quiet_optuna()
     space = SearchSpace.from_yaml(cfg.space)
+    if cfg.accuracy.source == "supernet":
+        from .supernet.scoring import check_trained
+        check_trained(cfg, space)
     latency = latency_fn or latency_source(cfg.latency, space, cfg.out_dir, cfg.storage.remote_url, cfg.source)
     recipe = proxy_train_config(cfg)
     plan = plan_proxy_data(cfg.data)

@@ -128,6 +128,24 @@ class VerifySection:
         return cls(**doc)
 
 
+ACCURACY_SOURCES = ("proxy", "supernet")
+
+
+@dataclass(frozen=True)
+class AccuracySection:
+    """Where a trial's accuracy comes from: proxy training, or a trained supernet's weights (its folder)."""
+
+    source: str
+    supernet: Path | None
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], source: str) -> "AccuracySection":
+        """The ``accuracy`` section, checked (the supernet itself is checked when the search starts)."""
+        check_choice(doc["source"], ACCURACY_SOURCES, f"{source}: accuracy.source")
+        check_text(doc["supernet"], f"{source}: accuracy.supernet", nullable=True)
+        return cls(doc["source"], Path(doc["supernet"]) if doc["supernet"] else None)
+
+
 @dataclass(frozen=True)
 class SupernetSection:
     """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,

@@ -87,3 +87,25 @@ def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(doc))
     assert_user_error(run_cli("supernet", "extract", skeleton, "--config", str(tmp_path / "other.yaml"), "--out",
                               str(out)), "was trained for space 'tiny'")
+
+
+def test_a_search_scores_its_trials_with_the_supernet(tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811
+    config = tiny_config(tmp_path, digits_dir, accuracy={"source": "supernet"},
+                         supernet={"overrides": {"epoch_size": 1}, "calibration_batches": 2})
+    proc = run_cli("run", "--config", str(config))
+    assert_user_error(proc, "accuracy.source 'supernet'", "no trained supernet")
+    assert not (tmp_path / "out" / "study.db").exists()
+    cfg = load_search_config(config)
+    train_supernet(cfg, progress=False)
+    from search.report import trials_frame
+    from search.runner import run_search
+    study = run_search(cfg, show_progress=False)
+    frame = trials_frame(study)
+    done = frame[frame.state == "COMPLETE"]
+    assert len(done) == 4 and set(done.accuracy_source) == {"supernet"} and (done.train_seconds == 0).all()
+    ms.set_context(mode=ms.GRAPH_MODE)
+    recipe = on_proxy_data(supernet_recipe(cfg), proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir))
+    scorer = SupernetScorer(load_supernet(cfg), scoring_images(recipe, 2))
+    from space import parse_genome
+    for row in done.itertuples():
+        assert scorer.score(parse_genome(row.genome)) == row.accuracy

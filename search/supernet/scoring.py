@@ -4,6 +4,7 @@ top-1 on the held-out images, with every image in memory and nothing compiled af
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,34 @@ def scorer_for(cfg: SearchConfig, proxy: ProxyData, recipe: Any) -> SupernetScor
     ms.set_context(mode=ms.GRAPH_MODE)
     net = load_supernet(cfg)
     return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), cfg.supernet.calibration_batches))
+
+
+class SupernetAccuracy:
+    """A search's accuracy source scoring each trial's genome with the supernet's weights."""
+
+    def __init__(self, scorer: SupernetScorer) -> None:
+        self.scorer = scorer
+
+    def __call__(self, trial: Any, genome: Genome, ev: Any) -> float:
+        """Held-out top-1 of the deployed ``genome``'s supernet sub-network, stored with its binomial s.e."""
+        from ..fidelity import binomial_se
+        from ..record import store
+        store(trial, stage="scoring")
+        started = time.perf_counter()
+        top1 = self.scorer.score(genome)
+        n = len(self.scorer.images.labels)
+        se = round(binomial_se(top1, n), 6)
+        store(trial, accuracy_source="supernet", holdout_images=n, accuracy_se=se, accuracy_se_binomial=se,
+              train_seconds=0.0, score_seconds=round(time.perf_counter() - started, 3))
+        return top1
+
+
+def check_trained(cfg: SearchConfig, space: SearchSpace) -> None:
+    """Raise UsageError, before any work, unless ``cfg``'s supernet was trained for ``space`` (and saved)."""
+    try:
+        check_space(space, cfg.supernet.dir)
+        if not (cfg.supernet.dir / BEST).is_file():
+            raise UsageError(f"the supernet in '{cfg.supernet.dir}' has no {BEST} yet - finish 'search.py "
+                             "supernet train'")
+    except UsageError as exc:
+        raise UsageError(f"{cfg.source}: accuracy.source 'supernet': {exc}") from None
