@@ -120,14 +120,17 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     return report
 
 
-def genome_table(genomes: list[Genome], proxy: np.ndarray, reference: np.ndarray, space: SearchSpace) -> pd.DataFrame:
-    """One row per genome: proxy and reference mean, sd and per-seed top-1 (percent), params, MAdds."""
+def genome_table(genomes: list[Genome], proxy: np.ndarray, reference: np.ndarray, space: SearchSpace,
+                 name: str = "proxy") -> pd.DataFrame:
+    """One row per genome: the scores' (``name``: proxy or supernet) and the reference's mean, sd and
+    per-seed top-1 (percent), params, MAdds."""
     rows = []
     for i, g in enumerate(genomes):
         cost = network_cost(g, 224)
         rows.append({"genome_index": i, "skeleton": g.key() == space.skeleton.key(),
-                     "proxy_mean": proxy[i].mean(), "proxy_sd": proxy[i].std(ddof=1) if proxy.shape[1] > 1 else None,
-                     "proxy_seeds": " ".join(f"{v:.2f}" for v in proxy[i]),
+                     f"{name}_mean": proxy[i].mean(),
+                     f"{name}_sd": proxy[i].std(ddof=1) if proxy.shape[1] > 1 else None,
+                     f"{name}_seeds": " ".join(f"{v:.2f}" for v in proxy[i]),
                      "reference_mean": reference[i].mean(),
                      "reference_sd": reference[i].std(ddof=1) if reference.shape[1] > 1 else None,
                      "reference_seeds": " ".join(f"{v:.2f}" for v in reference[i]),
@@ -135,29 +138,31 @@ def genome_table(genomes: list[Genome], proxy: np.ndarray, reference: np.ndarray
     return pd.DataFrame(rows)
 
 
-def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path) -> None:
-    """Proxy mean +- sd against reference mean +- sd, MixNet-S marked; written atomically."""
+def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path, name: str = "proxy",
+               scored: "str | None" = None) -> None:
+    """Scores (``name``: proxy or supernet; ``scored`` labels their axis) mean +- sd against reference
+    mean +- sd, MixNet-S marked; written atomically."""
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 4.8), dpi=120)
     xerr = table.reference_sd.fillna(0).to_numpy(dtype=float)
-    yerr = table.proxy_sd.fillna(0).to_numpy(dtype=float)
-    ax.errorbar(table.reference_mean, table.proxy_mean, xerr=xerr, yerr=yerr, fmt="o", c="tab:blue",
+    means = table[f"{name}_mean"]
+    yerr = table[f"{name}_sd"].fillna(0).to_numpy(dtype=float)
+    ax.errorbar(table.reference_mean, means, xerr=xerr, yerr=yerr, fmt="o", c="tab:blue",
                 capsize=3, alpha=0.8, label="genomes (mean +- sd over seeds)")
     base = table[table.skeleton]
     if not base.empty:
-        ax.scatter(base.reference_mean, base.proxy_mean, s=180, marker="*", c="tab:red", zorder=5,
+        ax.scatter(base.reference_mean, base[f"{name}_mean"], s=180, marker="*", c="tab:red", zorder=5,
                    label="MixNet-S")
-    for row in table.itertuples():
-        ax.annotate(str(row.genome_index), (row.reference_mean, row.proxy_mean), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+    for index, x, y in zip(table.genome_index, table.reference_mean, means):
+        ax.annotate(str(index), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
     seed_tau = report["proxy"]["seed_tau"]
-    ax.set_title(f"proxy vs reference: Kendall tau {report['kendall_tau']:.2f}, seed-to-seed tau "
+    ax.set_title(f"{name} vs reference: Kendall tau {report['kendall_tau']:.2f}, seed-to-seed tau "
                  + ("n/a" if seed_tau is None else f"{seed_tau:.2f}"), fontsize=10)
     ax.set_xlabel(f"reference top-1 (%), {report['reference_epochs']} epochs x {report['reference_seeds']} seed(s)")
-    ax.set_ylabel(f"proxy top-1 (%), {report['proxy_epochs']} epochs x {report['proxy_seeds']} seed(s)")
+    ax.set_ylabel(scored or f"proxy top-1 (%), {report['proxy_epochs']} epochs x {report['proxy_seeds']} seed(s)")
     finish_plot(fig, ax, path)
 
 

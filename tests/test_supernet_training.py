@@ -3,6 +3,7 @@ weights that equal the extracted stand-alone networks' accuracy, and the extract
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mindspore as ms
@@ -109,3 +110,19 @@ def test_a_search_scores_its_trials_with_the_supernet(tmp_path: Path, digits_dir
     from space import parse_genome
     for row in done.itertuples():
         assert scorer.score(parse_genome(row.genome)) == row.accuracy
+
+
+def test_supernet_check_reports_agreement_between_supernets_and_with_the_reference(
+        tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
+    config = tiny_config(tmp_path, digits_dir, supernet={"overrides": {"epoch_size": 1}, "calibration_batches": 1},
+                         verify={"epochs_factor": 1})
+    assert_user_error(run_cli("supernet", "check", "--config", str(config), "--supernets", "0"), "--supernets 0")
+    proc = run_cli("supernet", "check", "--config", str(config), "--genomes", "3", "--json", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["genomes"] == 3 and report["supernets"] == 2 and report["reference_seeds"] == 1
+    assert -1 <= report["kendall_tau"] <= 1 and -1 <= report["supernet"]["seed_tau"] <= 1
+    assert report["seconds_per_genome"] > 0 and len(report["supernet_train_seconds"]) == 2
+    folder = tmp_path / "out"
+    assert (folder / "supernet" / "best.ckpt").is_file() and any(folder.glob("supernet_seed*/best.ckpt"))
+    assert all(Path(p).is_file() for p in report["outputs"])

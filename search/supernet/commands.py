@@ -1,4 +1,4 @@
-"""``search.py supernet train`` and ``supernet extract``."""
+"""``search.py supernet train``, ``supernet check`` and ``supernet extract``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
+    c = actions.add_parser("check", help="supernet scores against stand-alone reference training",
+                           description="Score MixNet-S and genomes sampled from the space with supernets trained "
+                           "at different seeds and train them stand-alone with the reference recipe; report "
+                           "supernet-to-supernet and supernet-vs-reference Kendall tau, Spearman rho, top-third "
+                           "overlap and seconds per genome (resumable; reuses proxy check's reference runs).")
+    c.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    c.add_argument("--genomes", type=int, default=12, help="genomes, MixNet-S included (default 12)")
+    c.add_argument("--supernets", type=int, default=2, help="supernets at seeds seed, seed+1, ... (default 2)")
+    c.add_argument("--reference", help="reference recipe YAML (default: verify.config, else the proxy's "
+                   "recipe trained verify.epochs_factor times longer)")
+    c.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the genome sample (default 0)")
+    c.add_argument("--out", help="output folder (default OUT/supernet_check of the config)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_check)
     e = actions.add_parser("extract", help="write a genome's stand-alone checkpoint from the trained supernet",
                            description="Write the MindCV-named checkpoint of GENOME's stand-alone network (at the "
                            "proxy's width and classes) with the supernet's weights.")
@@ -42,6 +58,20 @@ def run_train(args: argparse.Namespace) -> int:
     result = train_supernet(cfg, progress=not args.no_progress)
     print(f"supernet trained in {result.seconds:.0f} s ({result.epochs} epochs, {result.images_per_second:.0f} "
           f"img/s); MixNet-S sub-network top-1 {result.final_top1:.2f}%; {cfg.supernet.dir}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Check the supernet's fidelity and print (or emit as JSON) the report."""
+    import json
+
+    from ..config import load_search_config
+    from .check import describe, supernet_check
+    cfg = load_search_config(args.config)
+    report = supernet_check(cfg, genomes=args.genomes, supernets=args.supernets, reference=args.reference,
+                            reference_seeds=args.reference_seeds, seed=args.seed,
+                            out=Path(args.out) if args.out else None, progress=not args.no_progress)
+    print(json.dumps(report) if args.json else describe(report))
     return 0
 
 
