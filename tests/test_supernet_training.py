@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import mindspore as ms
+import pytest
 import yaml
 
 from conftest import assert_user_error, run_cli
@@ -16,9 +18,12 @@ from mixnet.supernet import extract
 from search.config import load_search_config
 from search.proxy_data import plan_proxy_data, proxy_data_of
 from search.recipes import on_proxy_data
+from search.report import trials_frame
+from search.runner import run_search
 from search.supernet.sampling import PathSampler
 from search.supernet.scoring import SupernetScorer, load_supernet, scoring_images
 from search.supernet.training import supernet_recipe, train_supernet
+from space import parse_genome
 from space.search_space import SearchSpace
 from test_search import DATA, digits_dir, tiny_config  # noqa: F401 - fixture
 from trainer.data import scan_split
@@ -40,13 +45,20 @@ def test_fair_sampling_trains_every_choice_once_per_period_and_sandwich_the_extr
     assert len({tuple(TINY.encode_vector(fair.genome(s))) for s in range(8)}) > 1
 
 
-def test_a_supernet_trains_resumes_and_scores_genomes_as_their_extracted_networks(
-        tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
-    cfg = load_search_config(tiny_config(tmp_path, digits_dir, supernet={"overrides": {"epoch_size": 2},
-                                                                         "calibration_batches": 2}))
-    result = train_supernet(cfg, progress=False)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> tuple[Path, Any, Any]:  # noqa: F811
+    """A tiny search config scoring with a supernet, and that supernet trained for one epoch."""
+    config = tiny_config(tmp_path_factory.mktemp("supernet"), digits_dir, accuracy={"source": "supernet"},
+                         supernet={"overrides": {"epoch_size": 1}, "calibration_batches": 2},
+                         verify={"epochs_factor": 1})
+    cfg = load_search_config(config)
+    return config, cfg, train_supernet(cfg, progress=False)
+
+
+def test_a_supernet_trains_resumes_and_scores_genomes_as_their_extracted_networks(trained: tuple) -> None:
+    _, cfg, result = trained
     folder = cfg.supernet.dir
-    assert result.epochs == 2 and (folder / "best.ckpt").is_file() and (folder / "metrics.csv").is_file()
+    assert result.epochs == 1 and (folder / "best.ckpt").is_file() and (folder / "metrics.csv").is_file()
     assert train_supernet(cfg, progress=False).weights_digest == result.weights_digest  # resumed: done
 
     ms.set_context(mode=ms.GRAPH_MODE)
@@ -65,14 +77,13 @@ def test_a_supernet_trains_resumes_and_scores_genomes_as_their_extracted_network
 
 
 def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
-        tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
-    config = tiny_config(tmp_path, digits_dir, supernet={"overrides": {"epoch_size": 1}})
+        trained: tuple, tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
+    config, cfg, _ = trained
     out = tmp_path / "sub.ckpt"
     skeleton = TINY.skeleton.to_string()
-    assert_user_error(run_cli("supernet", "extract", skeleton, "--config", str(config), "--out", str(out)),
+    untrained = tiny_config(tmp_path, digits_dir)
+    assert_user_error(run_cli("supernet", "extract", skeleton, "--config", str(untrained), "--out", str(out)),
                       "no trained supernet")
-    cfg = load_search_config(config)
-    train_supernet(cfg, progress=False)
     assert_user_error(run_cli("supernet", "extract", "mixnet_s", "--config", str(config), "--out", str(out)),
                       "not in the supernet's space")
     proc = run_cli("supernet", "extract", skeleton, "--config", str(config), "--out", str(out))
@@ -90,32 +101,25 @@ def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
                               str(out)), "was trained for space 'tiny'")
 
 
-def test_a_search_scores_its_trials_with_the_supernet(tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811
-    config = tiny_config(tmp_path, digits_dir, accuracy={"source": "supernet"},
-                         supernet={"overrides": {"epoch_size": 1}, "calibration_batches": 2})
-    proc = run_cli("run", "--config", str(config))
-    assert_user_error(proc, "accuracy.source 'supernet'", "no trained supernet")
+def test_a_search_scores_its_trials_with_the_supernet(trained: tuple, tmp_path: Path,
+                                                      digits_dir: Path) -> None:  # noqa: F811 - fixture
+    untrained = tiny_config(tmp_path, digits_dir, accuracy={"source": "supernet"})
+    assert_user_error(run_cli("run", "--config", str(untrained)), "accuracy.source 'supernet'", "no trained supernet")
     assert not (tmp_path / "out" / "study.db").exists()
-    cfg = load_search_config(config)
-    train_supernet(cfg, progress=False)
-    from search.report import trials_frame
-    from search.runner import run_search
+    _, cfg, _ = trained
     study = run_search(cfg, show_progress=False)
-    frame = trials_frame(study)
-    done = frame[frame.state == "COMPLETE"]
+    done = trials_frame(study)
+    done = done[done.state == "COMPLETE"]
     assert len(done) == 4 and set(done.accuracy_source) == {"supernet"} and (done.train_seconds == 0).all()
     ms.set_context(mode=ms.GRAPH_MODE)
     recipe = on_proxy_data(supernet_recipe(cfg), proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir))
     scorer = SupernetScorer(load_supernet(cfg), scoring_images(recipe, 2))
-    from space import parse_genome
     for row in done.itertuples():
         assert scorer.score(parse_genome(row.genome)) == row.accuracy
 
 
-def test_supernet_check_reports_agreement_between_supernets_and_with_the_reference(
-        tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811 - fixture
-    config = tiny_config(tmp_path, digits_dir, supernet={"overrides": {"epoch_size": 1}, "calibration_batches": 1},
-                         verify={"epochs_factor": 1})
+def test_supernet_check_reports_agreement_between_supernets_and_with_the_reference(trained: tuple) -> None:
+    config, cfg, _ = trained
     assert_user_error(run_cli("supernet", "check", "--config", str(config), "--supernets", "0"), "--supernets 0")
     proc = run_cli("supernet", "check", "--config", str(config), "--genomes", "3", "--json", "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -123,6 +127,5 @@ def test_supernet_check_reports_agreement_between_supernets_and_with_the_referen
     assert report["genomes"] == 3 and report["supernets"] == 2 and report["reference_seeds"] == 1
     assert -1 <= report["kendall_tau"] <= 1 and -1 <= report["supernet"]["seed_tau"] <= 1
     assert report["seconds_per_genome"] > 0 and len(report["supernet_train_seconds"]) == 2
-    folder = tmp_path / "out"
-    assert (folder / "supernet" / "best.ckpt").is_file() and any(folder.glob("supernet_seed*/best.ckpt"))
+    assert any(cfg.out_dir.glob("supernet_seed*/best.ckpt"))
     assert all(Path(p).is_file() for p in report["outputs"])
