@@ -42,19 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "and with the reference recipe; report seed-to-seed Kendall tau, run noise against the "
                            "spread between genomes, and proxy-vs-reference Kendall tau, Spearman rho and top-third "
                            "overlap. Resumable: finished trainings are kept in OUT/runs.csv.")
-    c.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
-    c.add_argument("--genomes", type=int, default=12, help="genomes, MixNet-S included (default 12)")
+    add_check_arguments(c, "proxy_check")
     c.add_argument("--genome", action="append", metavar="SPEC",
                    help="check these genomes instead of sampled ones (repeat; a genome given twice is "
                    "trained at fresh seeds for each copy)")
     c.add_argument("--seeds", type=int, default=2, help="proxy trainings per genome, paired seeds (default 2)")
-    c.add_argument("--reference", help="reference recipe YAML (default: verify.config, else the proxy's "
-                   "recipe trained verify.epochs_factor times longer)")
-    c.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the sampled genomes (default 0)")
-    c.add_argument("--out", help="output folder (default OUT/proxy_check of the config)")
-    c.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_proxy_check)
 
     v = sub.add_parser("verify", help="retrain the Pareto front and MixNet-S with the reference recipe",
@@ -79,6 +71,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size of the exported graph")
     p.add_argument("--out", required=True, help="output file")
     p.set_defaults(func=export)
+
+
+def add_check_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
+    """The flags every fidelity check takes (``proxy check``, ``supernet check``); ``folder``: its output."""
+    parser.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
+    parser.add_argument("--genomes", type=int, default=12, help="genomes, MixNet-S included (default 12)")
+    parser.add_argument("--reference", help="reference recipe YAML (default: verify.config, else the proxy's "
+                        "recipe trained verify.epochs_factor times longer)")
+    parser.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled genomes (default 0)")
+    parser.add_argument("--out", help=f"output folder (default OUT/{folder} of the config)")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

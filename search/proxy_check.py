@@ -166,10 +166,13 @@ def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path, name: st
     finish_plot(fig, ax, path)
 
 
+def num(value: "float | None", fmt: str = ".2f") -> str:
+    """A report number as text (``n/a`` when it could not be measured)."""
+    return "n/a" if value is None else format(value, fmt)
+
+
 def describe(report: dict[str, Any]) -> str:
     """The report as a few lines of text."""
-    def num(value: "float | None", fmt: str = ".2f") -> str:
-        return "n/a" if value is None else format(value, fmt)
     p, r = report["proxy"], report["reference"]
     lines = [f"proxy check of {report['config']}: {report['genomes']} genomes, proxy {report['proxy_epochs']} "
              f"epochs x {report['proxy_seeds']} seeds, reference {report['reference_epochs']} epochs x "

@@ -24,7 +24,7 @@ from space.search_space import SearchSpace
 from ..accuracy_runs import Run, RunLog, score_matrix, train_runs
 from ..config import SearchConfig
 from ..fidelity import binomial_se, fidelity
-from ..proxy_check import CHECK_FOLDER, RUNS_NAME, check_counts, genome_table, plot_check, sampled_genomes
+from ..proxy_check import CHECK_FOLDER, RUNS_NAME, check_counts, genome_table, num, plot_check, sampled_genomes
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import on_proxy_data, reference_train_config, seeded
 from .scoring import scorer_for
@@ -101,8 +101,6 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
 
 def describe(report: dict[str, Any]) -> str:
     """The report as a few lines of text."""
-    def num(value: "float | None", fmt: str = ".2f") -> str:
-        return "n/a" if value is None else format(value, fmt)
     s, r = report["supernet"], report["reference"]
     lines = [f"supernet check of {report['config']}: {report['genomes']} genomes, {report['supernets']} supernets "
              f"of {report['supernet_epochs']} epochs, reference {report['reference_epochs']} epochs x "

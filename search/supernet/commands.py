@@ -7,7 +7,7 @@ from pathlib import Path
 
 from space.basics.atomic import atomic_path
 
-DEMO_CONFIG = "configs/search/demo.yaml"
+from ..commands import DEMO_CONFIG, add_check_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,16 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "at different seeds and train them stand-alone with the reference recipe; report "
                            "supernet-to-supernet and supernet-vs-reference Kendall tau, Spearman rho, top-third "
                            "overlap and seconds per genome (resumable; reuses proxy check's reference runs).")
-    c.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
-    c.add_argument("--genomes", type=int, default=12, help="genomes, MixNet-S included (default 12)")
-    c.add_argument("--supernets", type=int, default=2, help="supernets at seeds seed, seed+1, ... (default 2)")
-    c.add_argument("--reference", help="reference recipe YAML (default: verify.config, else the proxy's "
-                   "recipe trained verify.epochs_factor times longer)")
-    c.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the genome sample (default 0)")
-    c.add_argument("--out", help="output folder (default OUT/supernet_check of the config)")
-    c.add_argument("--json", action="store_true", help="print the report as JSON")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_check_arguments(c, "supernet_check")
+    c.add_argument("--supernets", type=int, default=2, help="supernets at the recipe's seed, seed+1, ... (default 2)")
     c.set_defaults(func=run_check)
     e = actions.add_parser("extract", help="write a genome's stand-alone checkpoint from the trained supernet",
                            description="Write the MindCV-named checkpoint of GENOME's stand-alone network (at the "
