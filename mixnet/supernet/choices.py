@@ -53,8 +53,13 @@ class LayerChoice:
         return mask
 
     def kernel_mask(self, total: int, max_kernel: int) -> np.ndarray:
-        """The centred ``k x k`` taps of each used channel's kernel (float32, ``(total, 1, K, K)``)."""
-        mask = np.zeros((total, 1, max_kernel, max_kernel), np.float32)
+        """The centred ``k x k`` taps of each used channel's kernel (float32, ``(total, 1, K, K)``).
+
+        An unused channel keeps all its taps: it computes (and is masked afterwards), so its BatchNorm
+        statistics stay those of real features instead of collapsing on zeros.
+        """
+        mask = np.ones((total, 1, max_kernel, max_kernel), np.float32)
+        mask[self.channels] = 0.0
         for channel, k in zip(self.channels, self.kernels):
             start = (max_kernel - k) // 2
             mask[channel, 0, start:start + k, start:start + k] = 1.0

@@ -89,14 +89,17 @@ class SuperBlock(nn.Cell):
             self.identity.set_data(Tensor(np.float32(choice.identity)))
 
     def construct(self, x: Tensor) -> Tensor:
-        """The chosen block's output, in the widest block's channels (unused ones are zero)."""
-        if self.has_expansion and self.has_identity:
-            h = self.identity * ops.conv2d(x, self.place) + (1 - self.identity) * self.act(self.expand_bn(self.expand(x)))
-        elif self.has_expansion:
-            h = self.act(self.expand_bn(self.expand(x)))
+        """The chosen block's output. Unused channels compute too (so their BatchNorm statistics stay those
+        of real features) and are zeroed before anything mixes channels (SE, projection)."""
+        if self.has_expansion:
+            expanded = self.act(self.expand_bn(self.expand(x)))
+            h = expanded
+            if self.has_identity:  # unused channels carry the expansion's features, never zeros
+                placed = ops.conv2d(x, self.place) + (1 - self.mask) * expanded
+                h = self.identity * placed + (1 - self.identity) * expanded
         else:
             h = ops.conv2d(x, self.place)
-        h = self.act(self.depthwise_bn(self.depthwise(h * self.mask, self.taps))) * self.mask
+        h = self.act(self.depthwise_bn(self.depthwise(h, self.taps))) * self.mask
         if self.has_se:
             h = self.se(h)
         out = self.project_bn(self.project(h))
