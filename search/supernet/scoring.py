@@ -56,14 +56,16 @@ def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData, bn_momentum: 
     return Supernet(spec) if bn_momentum is None else Supernet(spec, bn_momentum=bn_momentum)
 
 
-def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None) -> Supernet:
-    """The trained supernet of ``cfg`` (``supernet.dir/best.ckpt`` unless ``ckpt``), checked for its space."""
+def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyData | None" = None,
+                  recipe: Any = None) -> Supernet:
+    """The trained supernet of ``cfg`` (``supernet.dir/best.ckpt`` unless ``ckpt``), checked for its space;
+    ``proxy`` and ``recipe`` (the proxy split and the supernet recipe) are read from ``cfg`` unless given."""
     from ..proxy_data import plan_proxy_data, proxy_data_of
     from .training import supernet_recipe
     space = SearchSpace.from_yaml(cfg.space)
     check_space(space, cfg.supernet.dir)
-    proxy = proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir)
-    net = supernet_of(space, supernet_recipe(cfg), proxy)
+    proxy = proxy or proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir)
+    net = supernet_of(space, recipe or supernet_recipe(cfg), proxy)
     load_weights(net, ckpt or cfg.supernet.dir / BEST, ignore_prefixes=TRAINING_STATE_PREFIXES)
     return net
 
@@ -144,7 +146,7 @@ def _norms(net: nn.Cell) -> list[tuple[str, nn.BatchNorm2d]]:
 def scorer_for(cfg: SearchConfig, proxy: ProxyData, recipe: Any) -> SupernetScorer:
     """The scorer of ``cfg``'s trained supernet on the proxy split ``proxy`` (``recipe``: the supernet recipe)."""
     ms.set_context(mode=ms.GRAPH_MODE)
-    net = load_supernet(cfg)
+    net = load_supernet(cfg, proxy=proxy, recipe=recipe)
     return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), cfg.supernet.calibration_batches))
 
 
