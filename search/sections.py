@@ -149,13 +149,15 @@ class AccuracySection:
 @dataclass(frozen=True)
 class SupernetSection:
     """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,
-    and how many training batches recalibrate BatchNorm before a genome is scored."""
+    how many training batches recalibrate BatchNorm before a genome is scored, and on how many of the
+    held-out images (``score_images``; None: all)."""
 
     dir: Path
     overrides: dict
     sampling: str
     sandwich: bool
     calibration_batches: int
+    score_images: int | None
 
     @classmethod
     def build(cls, doc: dict[str, Any], out_dir: Path, source: str) -> "SupernetSection":
@@ -165,8 +167,11 @@ class SupernetSection:
         check_choice(doc["sampling"], RULES, f"{source}: supernet.sampling")
         check_bool(doc["sandwich"], f"{source}: supernet.sandwich")
         check_int(doc["calibration_batches"], f"{source}: supernet.calibration_batches", 1)
+        if doc["score_images"] is not None:
+            check_int(doc["score_images"], f"{source}: supernet.score_images", 1)
         return cls(dir=Path(doc["dir"]) if doc["dir"] else out_dir / "supernet", overrides=dict(doc["overrides"]),
-                   sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"])
+                   sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"],
+                   score_images=doc["score_images"])
 
 
 @dataclass(frozen=True)

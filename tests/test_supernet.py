@@ -103,3 +103,30 @@ def test_a_genome_outside_the_space_or_a_space_it_cannot_share_is_refused(space:
     grouped = dict(SPACE, choices=dict(SPACE["choices"], expand_groups=[1, 2]))
     with pytest.raises(UsageError, match="chooses expand_groups"):
         SupernetSpec.of(SearchSpace.from_dict(grouped))
+
+
+def test_the_kernels_compute_what_mindspores_operators_compute(space: SearchSpace) -> None:
+    """The C++ direct conv with per-channel kernel sizes (a weight larger than any kernel in use, 1x1
+    planes) against MindSpore's masked depthwise conv: training features, gradients and inference logits."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    spec = SupernetSpec.of(space)
+    nets = [Supernet(spec, impl="split"), Supernet(spec, impl="kernels")]
+    for net in nets:
+        randomize(net, 5)
+        net.dropout = ms.nn.Identity()
+    rng = np.random.default_rng(6)
+    x = ms.Tensor(rng.normal(size=(4, 3, 32, 32)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 10, 4).astype(np.int32))
+    loss = ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    for genome in genomes(space)[1:4]:
+        out = []
+        for net in nets:
+            net.select(genome)
+            net.set_train(True)
+            grads = ms.grad(ms.nn.WithLossCell(net, loss), grad_position=None, weights=net.trainable_params())(x, y)
+            net.set_train(False)
+            out.append(([g.asnumpy() for g in grads], net(x).asnumpy()))
+        (want_grads, want), (got_grads, got) = out
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), genome.to_string()
+        for w, g in zip(want_grads, got_grads):
+            assert np.abs(g - w).max() <= 1e-4 * max(np.abs(w).max(), 1e-3), genome.to_string()

@@ -105,6 +105,9 @@ bool make_conv(const float *meta, int64_t meta_len, const int64_t *xs, int64_t s
   for (int64_t g = 0; g < c->groups; ++g) {
     c->k[g] = static_cast<int64_t>(meta[4 + g]);
     if (c->k[g] < 1 || c->k[g] > 31 || c->k[g] % 2 == 0) return false;
+    // Taps farther than the plane's extent from the centre only ever meet padding: on an h x w plane a
+    // kernel computes as its centre (2 max(h, w) - 1)^2 taps, exactly (a 1 x 1 plane: the centre tap).
+    c->k[g] = std::min(c->k[g], 2 * std::max(c->h, c->w) - 1);
     c->kmax = std::max(c->kmax, c->k[g]);
   }
   c->wptr.clear();
@@ -303,7 +306,8 @@ inline void dot_accumulate(const float *a, const float *b, int64_t len, v16 &acc
   acc += (a0 + a1) + (a2 + a3);
 }
 
-// Weight gradient into a zero-padded (Cout, cpg, kmax, kmax) tensor.
+// Weight gradient into a zero-padded (Cout, cpg, K, K) tensor, K = the weight's size (at least kmax:
+// a supernet's weight may be larger than every kernel in use; the taps outside get zeros).
 // dw[o][i][t] = sum over images and output positions of dy_o * (tap t of the phases of x_i).
 // Item = (group, range of images): partial sums stay in vector registers across the images. With
 // enough groups one item covers all images and writes dw directly; otherwise each range sums into
@@ -311,14 +315,14 @@ inline void dot_accumulate(const float *a, const float *b, int64_t len, v16 &acc
 // depend on which thread took which item.
 void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) {
   Pool &pool = Pool::instance();
-  const int64_t kk = c.kmax * c.kmax, total = c.cout * c.cpg * kk;
+  const int64_t kp = c.kw[0], kk = kp * kp, total = c.cout * c.cpg * kk;
   const int64_t chunks = c.groups >= kGradItems ? 1 : std::min(c.n, (kGradItems + c.groups - 1) / c.groups);
   const int64_t per_chunk = (c.n + chunks - 1) / chunks;
   std::vector<float> acc(chunks > 1 ? chunks * total : 0, 0.f);
   std::memset(dw, 0, sizeof(float) * total);
   pool.run(c.groups * chunks, [&](int64_t item, int64_t) {
     const int64_t g = item / chunks, img0 = (item % chunks) * per_chunk, img1 = std::min(c.n, img0 + per_chunk);
-    const int64_t k = c.k[g], o0 = (c.kmax - k) / 2, taps = c.cpg * k * k;
+    const int64_t k = c.k[g], o0 = (kp - k) / 2, taps = c.cpg * k * k;
     const Plane pl(c.h, c.w, c.ho, c.wo, k, c.stride);
     Scratch &sc = thread_scratch();
     float *planes = grow(sc.planes, c.cpg * pl.floats());
@@ -346,7 +350,7 @@ void backward_weight(const Conv &c, const float *x, const float *dy, float *dw) 
             const v16 &v = sums[ol * taps + (i * k + ky) * k + kx];
             float s = 0.f;
             for (int64_t l = 0; l < kLanes; ++l) s += v[l];
-            out[(o * c.cpg + i) * kk + (o0 + ky) * c.kmax + o0 + kx] += s;
+            out[(o * c.cpg + i) * kk + (o0 + ky) * kp + o0 + kx] += s;
           }
     }
   });
@@ -365,8 +369,7 @@ int backward_conv(int nparam, void **params, int *ndims, int64_t **shapes, const
   if (nparam != 5 || ndims[0] != 1 || ndims[1] != 4 || ndims[2] != 4 || ndims[4] != 4 || !all_float32(nparam, dtypes))
     return 1;
   if (!make_conv(static_cast<const float *>(params[0]), shapes[0][0], shapes[2], 1, params + 3, shapes + 3, ndims + 3,
-                 shapes[1], c) ||
-      shapes[3][2] != c->kmax)  // the weight gradient is written in the zero-padded layout
+                 shapes[1], c))  // the weight gradient is written in the weight's zero-padded layout
     return 2;
   return 0;
 }

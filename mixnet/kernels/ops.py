@@ -32,15 +32,20 @@ ACTIVATIONS = {"none": 0, "relu": 1, "swish": 2}
 
 
 def kernel(name: str, out_shape: Callable, out_dtype: "Callable | None" = None,
-           bprop: "Callable | None" = None) -> ops.Custom:
+           bprop: "Callable | None" = None, variant: str = "") -> ops.Custom:
     """The library's C++ function ``name`` as a ``Custom(func_type="aot")`` primitive.
 
     ``out_shape``/``out_dtype`` are MindSpore's infer functions (``out_dtype`` defaults to
     ``out_shape``, for infer functions that pass their arguments through); ``bprop`` makes it
-    differentiable.
+    differentiable. ``variant`` names what the infer functions depend on (a stride, a segment count):
+    PyNative mode keeps one infer per function name and attributes, so primitives of one C++
+    function with different infer functions must differ in an attribute.
     """
-    return ops.Custom(f"{library_path()}:{name}", out_shape=out_shape, out_dtype=out_dtype or out_shape,
-                      func_type="aot", bprop=bprop)
+    op = ops.Custom(f"{library_path()}:{name}", out_shape=out_shape, out_dtype=out_dtype or out_shape,
+                    func_type="aot", bprop=bprop)
+    if variant:
+        op.add_prim_attr("variant", variant)
+    return op
 
 
 def _tensor(values: list) -> Tensor:
@@ -109,19 +114,20 @@ def direct_conv(stride: int) -> ops.Custom:
     """Differentiable direct convolution ``(meta, x, weight) -> y`` for one stride."""
     return kernel("DirectConvForward", _conv_shape(stride), _x_dtype,
                   bprop=_direct_bprop(kernel("DirectConvBackwardInput", _input_like),
-                                      kernel("DirectConvBackwardWeight", _weight_like)))
+                                      kernel("DirectConvBackwardWeight", _weight_like)), variant=f"stride{stride}")
 
 
 @lru_cache(maxsize=None)
 def direct_conv_bn_act(stride: int) -> ops.Custom:
     """Inference ``(meta, x, w_0, ..., gamma, beta, mean, variance) -> act(bn(conv(x)))``."""
-    return kernel("DirectConvBnActForward", _bn_conv_shape(stride), _x_dtype)
+    return kernel("DirectConvBnActForward", _bn_conv_shape(stride), _x_dtype, variant=f"stride{stride}")
 
 
 @lru_cache(maxsize=None)
 def pointwise(segments: int, pooled: bool = False) -> ops.Custom:
     """Inference grouped 1x1 conv with ``segments`` weight tensors, BatchNorm, activation and extras."""
-    return kernel("PointwiseForward", _pointwise_shape(segments, pooled), _x_dtype)
+    return kernel("PointwiseForward", _pointwise_shape(segments, pooled), _x_dtype,
+                  variant=f"segments{segments}{'-pooled' if pooled else ''}")
 
 
 def se_meta(act: str) -> Tensor:

@@ -52,15 +52,21 @@ class LayerChoice:
         mask[0, self.channels] = 1.0
         return mask
 
-    def kernel_mask(self, total: int, max_kernel: int) -> np.ndarray:
-        """The centred ``k x k`` taps of each used channel's kernel (float32, ``(total, 1, K, K)``).
+    def channel_kernels(self, total: int) -> list[int]:
+        """The kernel size of each of the ``total`` held channels: a used channel's own, 1 for an unused one.
 
-        An unused channel keeps all its taps: it computes (and is masked afterwards), so its BatchNorm
-        statistics stay those of real features instead of collapsing on zeros.
+        An unused channel computes with its centre tap (and is masked afterwards), so its BatchNorm
+        statistics stay those of real features instead of collapsing on zeros, at almost no cost.
         """
-        mask = np.ones((total, 1, max_kernel, max_kernel), np.float32)
-        mask[self.channels] = 0.0
-        for channel, k in zip(self.channels, self.kernels):
+        sizes = np.ones(total, np.int64)
+        sizes[self.channels] = self.kernels
+        return sizes.tolist()
+
+    def kernel_mask(self, total: int, max_kernel: int) -> np.ndarray:
+        """1 for the centred ``k x k`` taps of each channel's kernel (``channel_kernels``), else 0
+        (float32, ``(total, 1, K, K)``)."""
+        mask = np.zeros((total, 1, max_kernel, max_kernel), np.float32)
+        for channel, k in enumerate(self.channel_kernels(total)):
             start = (max_kernel - k) // 2
             mask[channel, 0, start:start + k, start:start + k] = 1.0
         return mask

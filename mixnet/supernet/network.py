@@ -1,10 +1,12 @@
 """The supernet: one MindSpore network holding every genome of a search space, chosen by tensors.
 
 Each layer keeps its choice in non-trainable parameters (a channel mask, a per-channel kernel-tap
-mask and, where expansion 1 is a choice, a switch), which :meth:`Supernet.select` overwrites.
-The compiled graph reads them like weights, so moving to another genome compiles nothing. The
-computation is MindSpore's operators only (the graph an Ascend NPU would run): a masked depthwise
-conv at the largest kernel size, so every held channel pays that kernel.
+mask, the per-channel kernel sizes and, where expansion 1 is a choice, a switch), which
+:meth:`Supernet.select` overwrites. The compiled graph reads them like weights, so moving to another
+genome compiles nothing. How the layers compute is an implementation's, as for MixNet
+(``mixnet.supernet.compute``): ``Masked`` on MindSpore's operators (the graph an Ascend NPU would
+run: every held channel pays the largest kernel), ``Direct`` on the C++ kernels (each channel pays
+its own kernel size). Checkpoints are the same whichever computes.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, Tensor, nn
 from mindspore import dtype as mstype
 from mindspore.common.initializer import Normal, initializer
 
 from space.genome import Genome
 
+from ..kernels import ops as kops
 from ..layers import ConvBnAct, GroupedConv2d, SqueezeExcite, batch_norm, dense_init, spatial_mean
-from ..mixconv import concrete
+from ..mixconv import AUTO, implementation
+from ..mixconv.base import Implementation
 from ..network import BN_EPS, BN_MOMENTUM, HEAD_ACT
 from .choices import LayerChoice, SuperLayer, SupernetSpec
+from .compute import Direct, Masked
 
 
 def _choice(name: str, value: np.ndarray) -> Parameter:
@@ -30,19 +35,23 @@ def _choice(name: str, value: np.ndarray) -> Parameter:
 
 
 class SuperDepthwise(nn.Cell):
-    """A depthwise conv of ``channels`` kernels of size ``max_kernel``; a tap mask keeps those in use."""
+    """A depthwise conv of ``channels`` kernels of size ``max_kernel``; the choice says which taps each uses:
+    ``taps`` as a mask over the kernels, ``meta`` as the C++ direct conv's per-channel kernel sizes."""
 
-    def __init__(self, channels: int, max_kernel: int, stride: int) -> None:
+    def __init__(self, channels: int, max_kernel: int, stride: int, act: str, eps: float) -> None:
         super().__init__()
         shape = (channels, 1, max_kernel, max_kernel)
         self.weight = Parameter(initializer(Normal(math.sqrt(2.0 / (max_kernel * max_kernel))), shape,
                                             mstype.float32), name="weight")
-        self.channels, self.stride, self.padding = channels, stride, max_kernel // 2
+        self.channels, self.max_kernel, self.stride = channels, max_kernel, stride
+        self.act, self.eps = act, eps
+        self.taps = _choice("taps", np.ones(shape, np.float32))
+        self.meta = _choice("meta", kops.direct_meta(stride, [max_kernel] * channels, act, eps).asnumpy())
 
-    def construct(self, x: Tensor, taps: Tensor) -> Tensor:
-        """The depthwise conv of ``x`` with the kernel taps ``taps`` keeps."""
-        return ops.conv2d(x, self.weight * taps, stride=self.stride, pad_mode="pad", padding=self.padding,
-                          groups=self.channels)
+    def select(self, choice: LayerChoice) -> None:
+        """Use the taps of ``choice``."""
+        self.taps.set_data(Tensor(choice.kernel_mask(self.channels, self.max_kernel)))
+        self.meta.set_data(kops.direct_meta(self.stride, choice.channel_kernels(self.channels), self.act, self.eps))
 
 
 class SuperBlock(nn.Cell):
@@ -52,35 +61,33 @@ class SuperBlock(nn.Cell):
     (grouped 1x1), ``project_bn``, each present when the layer has it.
     """
 
-    def __init__(self, held: SuperLayer, bn_momentum: float, bn_eps: float) -> None:
+    def __init__(self, held: SuperLayer, impl: Implementation, bn_momentum: float, bn_eps: float) -> None:
         super().__init__()
-        split = concrete("split")
         layer, channels = held.widest, held.channels
         self.has_expansion, self.has_identity = held.has_expansion, held.has_identity
         if self.has_expansion:
-            self.expand = GroupedConv2d(layer.in_channels, channels, layer.expand_groups, split)
+            self.expand = GroupedConv2d(layer.in_channels, channels, layer.expand_groups, impl)
             self.expand_bn = batch_norm(channels, bn_momentum, bn_eps)
         if self.has_identity:
             self.place = _choice("place", np.zeros((channels, layer.in_channels, 1, 1), np.float32))
             self.identity = _choice("identity", np.ones((), np.float32))
-        self.act = split.activation(layer.act)
-        self.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride)
+        self.act = impl.activation(layer.act)
+        self.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride, layer.act, bn_eps)
         self.depthwise_bn = batch_norm(channels, bn_momentum, bn_eps)
         self.has_se = bool(layer.se_channels)
         if self.has_se:
-            self.se = SqueezeExcite(channels, layer.se_channels, layer.se_act, split)
-        self.project = GroupedConv2d(channels, layer.out_channels, layer.project_groups, split)
+            self.se = SqueezeExcite(channels, layer.se_channels, layer.se_act, impl)
+        self.project = GroupedConv2d(channels, layer.out_channels, layer.project_groups, impl)
         self.project_bn = batch_norm(layer.out_channels, bn_momentum, bn_eps)
         self.residual = layer.residual
         self.mask = _choice("mask", np.ones((1, channels, 1, 1), np.float32))
-        self.taps = _choice("taps", np.ones((channels, 1, held.max_kernel, held.max_kernel), np.float32))
         self.held = held
+        self.compute = Direct(layer, bn_eps) if impl.name == "kernels" else Masked()
 
     def select(self, choice: LayerChoice) -> None:
         """Make the block compute ``choice`` (no recompile: only the choice parameters change)."""
-        channels = self.held.channels
-        self.mask.set_data(Tensor(choice.channel_mask(channels)))
-        self.taps.set_data(Tensor(choice.kernel_mask(channels, self.held.max_kernel)))
+        self.mask.set_data(Tensor(choice.channel_mask(self.held.channels)))
+        self.depthwise.select(choice)
         if self.has_identity:
             place = np.zeros(self.place.shape, np.float32)
             if choice.identity:
@@ -89,23 +96,8 @@ class SuperBlock(nn.Cell):
             self.identity.set_data(Tensor(np.float32(choice.identity)))
 
     def construct(self, x: Tensor) -> Tensor:
-        """The chosen block's output. Unused channels compute too (so their BatchNorm statistics stay those
-        of real features) and are zeroed before anything mixes channels (SE, projection)."""
-        if self.has_expansion:
-            expanded = self.act(self.expand_bn(self.expand(x)))
-            h = expanded
-            if self.has_identity:  # unused channels carry the expansion's features, never zeros
-                placed = ops.conv2d(x, self.place) + (1 - self.mask) * expanded
-                h = self.identity * placed + (1 - self.identity) * expanded
-        else:
-            h = ops.conv2d(x, self.place)
-        h = self.act(self.depthwise_bn(self.depthwise(h, self.taps))) * self.mask
-        if self.has_se:
-            h = self.se(h)
-        out = self.project_bn(self.project(h))
-        if self.residual:
-            return x + out
-        return out
+        """The chosen block's output."""
+        return self.compute(self, x)
 
 
 class Supernet(nn.Cell):
@@ -115,18 +107,20 @@ class Supernet(nn.Cell):
     names ``stem_conv``, ``head_conv`` and ``classifier``; blocks are ``layers.N``.
     """
 
-    def __init__(self, spec: SupernetSpec, bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> None:
+    def __init__(self, spec: SupernetSpec, bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS,
+                 impl: "str | Implementation" = AUTO) -> None:
         super().__init__()
-        split, skeleton = concrete("split"), spec.skeleton
-        self.spec = spec
-        self.stem_conv = ConvBnAct(3, skeleton.stem_out, 3, 2, "relu", bn_momentum, bn_eps, split)
-        self.layers = nn.SequentialCell([SuperBlock(held, bn_momentum, bn_eps) for held in spec.layers])
+        impl, skeleton = implementation(impl), spec.skeleton
+        self.spec, self.impl = spec, impl
+        self.stem_conv = ConvBnAct(3, skeleton.stem_out, 3, 2, "relu", bn_momentum, bn_eps, impl)
+        self.layers = nn.SequentialCell([SuperBlock(held, impl, bn_momentum, bn_eps) for held in spec.layers])
         head = skeleton.head_channels
         self.head_conv = ConvBnAct(spec.layers[-1].widest.out_channels, head, 1, 1, HEAD_ACT, bn_momentum, bn_eps,
-                                   split)
+                                   impl)
         self.dropout = nn.Dropout(p=skeleton.dropout) if skeleton.dropout > 0 else nn.Identity()
         self.classifier = nn.Dense(head, spec.num_classes)
         dense_init(self.classifier, spec.num_classes)
+        self.compute = impl.network(HEAD_ACT, bn_eps)
         self.select(spec.space.skeleton)
 
     def select(self, genome: Genome) -> None:
@@ -138,6 +132,10 @@ class Supernet(nn.Cell):
         """The selected genome's feature map before pooling."""
         return self.head_conv(self.layers(self.stem_conv(x)))
 
+    def forward_head(self, x: Tensor) -> Tensor:
+        """Global average pool, dropout, classifier."""
+        return self.classifier(self.dropout(spatial_mean(x)))
+
     def construct(self, x: Tensor) -> Tensor:
         """Logits of the selected genome for images (N, 3, H, W)."""
-        return self.classifier(self.dropout(spatial_mean(self.forward_features(x))))
+        return self.compute(self, x)

@@ -75,6 +75,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
         train_seconds.append(time.perf_counter() - started)
         scorer = scorer_for(config, data, recipe)
         scorer.score(chosen[0])  # compiles the scoring graphs once
+        scored = len(scorer.images.labels)
         started = time.perf_counter()
         scores[:, i] = [100 * scorer.score(g) for g in chosen]
         score_seconds.append((time.perf_counter() - started) / len(chosen))
@@ -84,8 +85,8 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
     ref = score_matrix(rows, "reference", len(chosen))
     report = fidelity(scores, ref)
     report["supernet"] = report.pop("proxy")
-    report.update(config=cfg.source, seed=seed, supernets=supernets, holdout_images=data.n_holdout,
-                  binomial_se_points=100 * binomial_se(float(scores.mean()) / 100, data.n_holdout),
+    report.update(config=cfg.source, seed=seed, supernets=supernets, holdout_images=scored,
+                  binomial_se_points=100 * binomial_se(float(scores.mean()) / 100, scored),
                   supernet_mean_top1=float(scores.mean()), reference_mean_top1=float(ref.mean()),
                   seconds_per_genome=float(np.mean(score_seconds)), supernet_train_seconds=train_seconds,
                   supernet_epochs=int(recipes[0].epoch_size), reference_epochs=int(ref_recipe.epoch_size),

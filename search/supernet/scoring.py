@@ -49,11 +49,11 @@ def check_space(space: SearchSpace, folder: Path) -> None:
                          f"{held.get('fingerprint')}), not for '{wanted['name']}' ({wanted['fingerprint']})")
 
 
-def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData, bn_momentum: "float | None" = None) -> Supernet:
-    """A supernet of ``space`` for the networks ``recipe`` trains on ``proxy`` (its width and classes)."""
+def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData) -> Supernet:
+    """A supernet of ``space`` for the networks ``recipe`` trains on ``proxy`` (its width, classes and
+    MixConv implementation)."""
     width = recipe.width if recipe.width else space.skeleton.width
-    spec = SupernetSpec.of(space, width, proxy.num_classes)
-    return Supernet(spec) if bn_momentum is None else Supernet(spec, bn_momentum=bn_momentum)
+    return Supernet(SupernetSpec.of(space, width, proxy.num_classes), impl=recipe.mixconv_impl)
 
 
 def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyData | None" = None,
@@ -80,8 +80,9 @@ class ScoringImages:
     batch: int
 
 
-def scoring_images(recipe: Any, calibration_batches: int) -> ScoringImages:
-    """``calibration_batches`` shuffled training batches (training transforms) and every held-out image."""
+def scoring_images(recipe: Any, calibration_batches: int, count: "int | None" = None) -> ScoringImages:
+    """``calibration_batches`` shuffled training batches (training transforms) and the held-out images: all,
+    or ``count`` of them drawn at random once (the same for every genome, so scores stay paired)."""
     train = scan_split(recipe.data_dir, recipe.train_split, "train_split")
     holdout = scan_split(recipe.data_dir, recipe.val_split, "val_split")
     data = TrainData(recipe, train, recipe.num_classes, 0, 1)
@@ -91,8 +92,11 @@ def scoring_images(recipe: Any, calibration_batches: int) -> ScoringImages:
         if len(calibration) == calibration_batches:
             break
     pairs = list(eval_batches(recipe, holdout, 0, 1, SkipCounter()))
-    return ScoringImages(tuple(calibration), np.concatenate([p[0] for p in pairs]),
-                         np.concatenate([p[1] for p in pairs]).astype(np.int64), int(recipe.batch_size))
+    images, labels = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]).astype(np.int64)
+    if count is not None and count < len(labels):
+        chosen = np.sort(np.random.default_rng(int(recipe.seed)).permutation(len(labels))[:count])
+        images, labels = images[chosen], labels[chosen]
+    return ScoringImages(tuple(calibration), images, labels, int(recipe.batch_size))
 
 
 class SupernetScorer:
@@ -100,7 +104,7 @@ class SupernetScorer:
 
     def __init__(self, net: Supernet, images: ScoringImages) -> None:
         self.net, self.images = net, images
-        self.calibrating = Supernet(net.spec, bn_momentum=0.0)  # moving statistics = the last batch's
+        self.calibrating = Supernet(net.spec, bn_momentum=0.0, impl=net.impl)  # moving statistics = the last batch's
         weights = {p.name: p for p in net.get_parameters()}
         for p in self.calibrating.get_parameters():
             p.set_data(Tensor(weights[p.name].asnumpy()))
@@ -147,7 +151,8 @@ def scorer_for(cfg: SearchConfig, proxy: ProxyData, recipe: Any) -> SupernetScor
     """The scorer of ``cfg``'s trained supernet on the proxy split ``proxy`` (``recipe``: the supernet recipe)."""
     ms.set_context(mode=ms.GRAPH_MODE)
     net = load_supernet(cfg, proxy=proxy, recipe=recipe)
-    return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), cfg.supernet.calibration_batches))
+    return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), cfg.supernet.calibration_batches,
+                                              cfg.supernet.score_images))
 
 
 class SupernetAccuracy:

@@ -25,8 +25,9 @@ class SupernetNetworks:
         self.space, self.sampler = space, sampler
 
     def build(self, genome: Genome, cfg: Any) -> Supernet:
-        """A freshly initialized supernet for networks like ``genome`` (the skeleton as the recipe trains it)."""
-        return Supernet(SupernetSpec.of(self.space, genome.width, genome.num_classes))
+        """A freshly initialized supernet for networks like ``genome`` (the skeleton as the recipe trains it),
+        computing with the recipe's MixConv implementation."""
+        return Supernet(SupernetSpec.of(self.space, genome.width, genome.num_classes), impl=cfg.mixconv_impl)
 
     def before_step(self, net: nn.Cell, step: int) -> None:
         """Select the genome of ``step``."""

@@ -1,0 +1,129 @@
+"""How a supernet block computes: MindSpore's operators (any device) or the C++ kernels (CPU, float32).
+
+Both compute the same outputs for the channels a genome uses. ``Masked`` runs the depthwise stage as
+MindSpore's depthwise conv at the layer's largest kernel, its taps multiplied by the choice's tap
+mask: the graph an Ascend NPU would run, where every held channel pays the largest kernel.
+``Direct`` hands the per-channel kernel sizes to the C++ direct convolution as a tensor, so each
+channel pays only its own kernel size (an unused channel its centre tap), and fuses BatchNorm and
+activation as the stand-alone ``kernels`` network does: BatchNorm + activation on one kernel call in
+training, and at inference on planes from ``POINTWISE_MIN_POSITIONS`` positions up expansion,
+depthwise and SE + projection as three calls. The direct convolution computes only the centre of a
+kernel that meets data (on a 1 x 1 plane, the centre tap), and ``Masked`` crops its kernels likewise.
+"""
+
+from __future__ import annotations
+
+from mindspore import Tensor, nn, ops
+
+from space.genome import LayerSpec
+
+from ..kernels import ops as kops
+from ..layers import bn_params
+from ..mixconv.base import Compute
+from ..mixconv.kernels import POINTWISE_MIN_POSITIONS, kernels_apply, no_activation, train_batch_norm_act
+
+
+def expansion(block: nn.Cell, x: Tensor, expanded: Tensor) -> Tensor:
+    """The depthwise stage's input: ``expanded``, or with expansion 1 chosen the block's input placed in
+    the used channel positions (the others keep the expansion's features, masked later)."""
+    if not block.has_identity:
+        return expanded
+    placed = ops.conv2d(x, block.place) + (1 - block.mask) * expanded
+    return block.identity * placed + (1 - block.identity) * expanded
+
+
+def finish(block: nn.Cell, x: Tensor, out: Tensor) -> Tensor:
+    """The block's output from its projection ``out`` (plus the input when residual)."""
+    if block.residual:
+        return x + out
+    return out
+
+
+def effective_kernel(kernel: int, height: int, width: int) -> int:
+    """The part of a ``kernel`` x ``kernel`` "same" conv that meets data on a ``height`` x ``width`` plane: taps
+    farther than the plane's extent from the centre only ever multiply padding."""
+    return min(kernel, 2 * max(height, width) - 1)
+
+
+def masked_depthwise(dw: nn.Cell, x: Tensor) -> Tensor:
+    """The depthwise conv of ``x`` with the taps ``dw.taps`` keeps, over the centre of the kernels that
+    meets data (``effective_kernel``: on a 1 x 1 plane the centre tap only)."""
+    k = effective_kernel(dw.max_kernel, x.shape[2], x.shape[3])
+    weight, taps = dw.weight, dw.taps
+    if k < dw.max_kernel:
+        edge = (dw.max_kernel - k) // 2
+        weight, taps = weight[:, :, edge:edge + k, edge:edge + k], taps[:, :, edge:edge + k, edge:edge + k]
+    return ops.conv2d(x, weight * taps, stride=dw.stride, pad_mode="pad", padding=k // 2, groups=dw.channels)
+
+
+class Masked(Compute):
+    """A supernet block on MindSpore's operators, cell by cell."""
+
+    def __call__(self, block: nn.Cell, x: Tensor) -> Tensor:
+        """The chosen block's output. Unused channels compute (with their centre tap) and are zeroed
+        before anything mixes channels (SE, projection)."""
+        if block.has_expansion:
+            h = expansion(block, x, block.act(block.expand_bn(block.expand(x))))
+        else:
+            h = ops.conv2d(x, block.place)
+        h = block.act(block.depthwise_bn(masked_depthwise(block.depthwise, h))) * block.mask
+        if block.has_se:
+            h = block.se(h)
+        return finish(block, x, block.project_bn(block.project(h)))
+
+
+class Direct(Compute):
+    """A supernet block on the C++ kernels; MindSpore's operators where the kernels do not take the input."""
+
+    def __init__(self, layer: LayerSpec, eps: float) -> None:
+        self.se = bool(layer.se_channels)
+        self.expand_meta = kops.pointwise_meta(layer.act, eps)
+        self.expand_op = kops.pointwise(layer.expand_groups)
+        self.conv_op = kops.direct_conv(layer.stride)
+        self.dw_op = kops.direct_conv_bn_act(layer.stride)
+        self.project_meta = kops.pointwise_meta("none", eps, layer.se_act if self.se else None,
+                                                residual=layer.residual)
+        self.project_op = kops.pointwise(layer.project_groups)
+        self.bn_op = kops.batch_norm_act()
+        self.act_bn_meta = kops.batch_norm_meta(layer.act, eps)
+        self.plain_bn_meta = kops.batch_norm_meta("none", eps)
+        self.fallback = Masked()
+
+    def layered(self, block: nn.Cell, x: Tensor) -> Tensor:
+        """Layer by layer: in training each BatchNorm with its activation as one kernel call, grouped 1x1
+        convs on the C++ GEMM from ``POINTWISE_MIN_POSITIONS`` output positions up (MindSpore's below)."""
+        if block.has_expansion:
+            y = block.expand(x)
+            h = expansion(block, x, train_batch_norm_act(self.bn_op, self.act_bn_meta, block.expand_bn, block.act, y))
+        else:
+            h = ops.conv2d(x, block.place)
+        dw = block.depthwise
+        h = self.conv_op(dw.meta, h, dw.weight)
+        h = train_batch_norm_act(self.bn_op, self.act_bn_meta, block.depthwise_bn, block.act, h) * block.mask
+        if block.has_se:
+            h = block.se(h)
+        out = train_batch_norm_act(self.bn_op, self.plain_bn_meta, block.project_bn, no_activation, block.project(h))
+        return finish(block, x, out)
+
+    def fused(self, block: nn.Cell, x: Tensor) -> Tensor:
+        """Inference from ``POINTWISE_MIN_POSITIONS`` positions up: expansion, depthwise and SE + projection
+        (+ skip) as three kernel calls (on smaller planes the fused 1x1 kernels are slower than ``layered``)."""
+        if block.has_expansion:
+            expanded = self.expand_op(self.expand_meta, x, *block.expand.weights(), *bn_params(block.expand_bn))
+            h = expansion(block, x, expanded)
+        else:
+            h = ops.conv2d(x, block.place)
+        dw = block.depthwise
+        h = self.dw_op(dw.meta, h, dw.weight, *bn_params(block.depthwise_bn)) * block.mask
+        extra = block.se.params() if self.se else ()
+        if block.residual:
+            extra = extra + (x,)
+        return self.project_op(self.project_meta, h, *block.project.weights(), *bn_params(block.project_bn), *extra)
+
+    def __call__(self, block: nn.Cell, x: Tensor) -> Tensor:
+        """The chosen block's output."""
+        if not kernels_apply(x):
+            return self.fallback(block, x)
+        if block.training or x.shape[2] * x.shape[3] < POINTWISE_MIN_POSITIONS:
+            return self.layered(block, x)
+        return self.fused(block, x)
