@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "data": {"dataset": "digits", "data_dir": "runs/data/digits", "size": 32, "classes": None,
              "images_per_class": None, "holdout": 0.2, "seed": 0},
     "proxy": {"config": "configs/train/digits.yaml", "overrides": {}, "seeds": 1, "noise_sd": None},
-    "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3},
+    "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3, "max_genomes": None},
     "accuracy": {"source": "proxy", "supernet": None},
     "supernet": {"dir": None, "overrides": {}, "sampling": "fair", "sandwich": True, "calibration_batches": 8,
                  "score_images": None},

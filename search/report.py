@@ -177,7 +177,8 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
         lines.append(f"{row.number:>6} {row.accuracy * 100:>7.2f} +- {se * 100:4.1f} {row.latency_ms:>11.2f} "
                      f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {versus:>24}  {note.strip()}")
     if baseline is not None and len(shown) > 1:
-        lines.append(verdict_line(verdicts, len(seeds_of(baseline)) > 1 or noise_of(baseline) is not None))
+        scored = "accuracy_source" in shown and bool((shown.accuracy_source == "supernet").any())
+        lines.append(verdict_line(verdicts, len(seeds_of(baseline)) > 1 or noise_of(baseline) is not None, scored))
     if not front.empty:
         first = front.iloc[0]
         lines.append("train a Pareto genome on ImageNet with MindCV's recipe:")
@@ -186,13 +187,17 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def verdict_line(verdicts: dict[str, list[int]], noise_known: bool) -> str:
-    """One sentence: which front genomes beat MixNet-S beyond noise, which are worse, which cannot be told apart."""
+def verdict_line(verdicts: dict[str, list[int]], noise_known: bool, supernet: bool = False) -> str:
+    """One sentence: which front genomes beat MixNet-S beyond noise, which are worse, which cannot be told apart
+    (and, unless ``noise_known``, what the errors leave out: a proxy's training noise, a supernet's)."""
     def trials(numbers: list[int]) -> str:
         return ", ".join(map(str, numbers)) if numbers else "none"
     line = (f"against MixNet-S (beyond {BEYOND_NOISE_Z:g} s.e.): more accurate: trials {trials(verdicts['better'])}; "
             f"less accurate: {trials(verdicts['worse'])}; indistinguishable: {trials(verdicts['indistinguishable'])}")
-    if not noise_known:
+    if supernet:
+        line += ("\n  (supernet scores: the errors hold only the held-out sampling error, not the supernet's training "
+                 "noise - measure it with 'search.py supernet check'; 'search.py verify' retrains the front)")
+    elif not noise_known:
         line += ("\n  (one proxy seed per genome and no proxy.noise_sd: the errors hold only the held-out "
                  "sampling error, not the training noise - measure it with 'search.py proxy check', or set "
                  "proxy.seeds >= 2)")

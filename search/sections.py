@@ -112,12 +112,14 @@ class ProxySection:
 
 @dataclass(frozen=True)
 class VerifySection:
-    """The reference recipe that verifies a front: a file, or the proxy's trained longer; and its seeds."""
+    """The reference recipe that verifies a front: a file, or the proxy's trained longer; its seeds; and at
+    most how many front genomes it retrains (``max_genomes``; None: the whole front)."""
 
     config: str | None
     overrides: dict
     seeds: int
     epochs_factor: int
+    max_genomes: int | None
 
     @classmethod
     def build(cls, doc: dict[str, Any], source: str) -> "VerifySection":
@@ -125,6 +127,8 @@ class VerifySection:
         check_text(doc["config"], f"{source}: verify.config", nullable=True)
         check_int(doc["seeds"], f"{source}: verify.seeds", 1)
         check_int(doc["epochs_factor"], f"{source}: verify.epochs_factor", 1)
+        if doc["max_genomes"] is not None:
+            check_int(doc["max_genomes"], f"{source}: verify.max_genomes", 1)
         return cls(**doc)
 
 

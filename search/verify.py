@@ -27,12 +27,22 @@ from .report import finish_plot, pareto_front, trials_frame
 from .recipes import on_proxy_data, reference_train_config, seeded
 
 
+def spread_along(front: pd.DataFrame, count: "int | None") -> pd.DataFrame:
+    """At most ``count`` rows of ``front``, evenly spaced in latency order (the fastest and the slowest
+    included); all of them when ``count`` is None or not smaller."""
+    if count is None or len(front) <= count:
+        return front
+    ordered = front.sort_values("latency_ms").reset_index(drop=True)
+    return ordered.iloc[sorted({round(i * (len(ordered) - 1) / max(count - 1, 1)) for i in range(count)})]
+
+
 def candidates(cfg: SearchConfig) -> pd.DataFrame:
-    """The study's Pareto front plus its baseline trial (MixNet-S), by latency."""
+    """The study's Pareto front (``verify.max_genomes`` of it, spread along latency) plus its baseline trial
+    (MixNet-S), by latency."""
     from .runner import open_study, quiet_optuna
     quiet_optuna()
     frame = trials_frame(open_study(cfg, create=False))
-    front = pareto_front(frame, cfg.goal.front_objectives)
+    front = spread_along(pareto_front(frame, cfg.goal.front_objectives), cfg.verify.max_genomes)
     done = frame[(frame.state == "COMPLETE") & frame.baseline]
     chosen = pd.concat([front.assign(pareto=True), done[~done.number.isin(front.number)].assign(pareto=False)])
     if chosen.empty:

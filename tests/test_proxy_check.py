@@ -164,3 +164,11 @@ def test_standard_errors_match_simulated_runs() -> None:
     assert np.mean(stated_single) == pytest.approx(np.std(single), rel=0.1)
     assert np.mean(stated_triple) == pytest.approx(np.std(triple), rel=0.1)
     assert np.mean(stated_diff) == pytest.approx(np.std(diffs), rel=0.15)
+
+
+def test_verify_max_genomes_keeps_the_fronts_ends_and_spreads_the_rest() -> None:
+    from search.verify import spread_along
+    front = pd.DataFrame({"latency_ms": [5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0], "number": range(7)})
+    assert spread_along(front, 3).latency_ms.tolist() == [1.0, 4.0, 7.0]
+    assert spread_along(front, 1).latency_ms.tolist() == [1.0]
+    assert len(spread_along(front, None)) == len(spread_along(front, 9)) == 7
