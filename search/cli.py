@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from mixnet.quiet import quiet_mindspore
@@ -26,7 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every subcommand registered."""
-    parser = OneLineParser(prog="search.py", description="Hardware-aware MixNet architecture search "
+    called = Path(sys.argv[0]).name
+    parser = OneLineParser(prog="mixnas" if called == "mixnas" else "search.py", description="Hardware-aware MixNet architecture search "
                            "on MindSpore and Optuna.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)

@@ -12,7 +12,8 @@ from space.basics.documents import load_mapping
 from space.basics.errors import UsageError, unknown_key_error
 
 from .goal import METRICS, Goal, goal_of
-from .sections import (AccuracySection, DataSection, LatencySection, ProxySection, StorageSection, SupernetSection, VerifySection,
+from .sections import (AccuracySection, DataSection, LatencySection, ProxySection, PrunerSection, StorageSection,
+                       SupernetSection, VerifySection,
                        check_bool, check_choice, check_int, check_text, is_number)
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "mode": "pareto",
     "objectives": ["accuracy", "latency_ms"],
     "mnas": {"target_ms": None, "w": -0.07, "hard": False},
+    "pruner": {"type": "none", "eta": 3, "min_epochs": 1, "rungs": None},
     "constraints": {},
     "sampler": "tpe",
     "seed": 0,
@@ -63,6 +65,7 @@ class SearchConfig:
     supernet: SupernetSection
     latency: LatencySection
     goal: Goal
+    pruner: PrunerSection
     storage: StorageSection
     constraints: dict[str, float]
     sampler: str
@@ -125,11 +128,13 @@ def build_search_config(doc: dict[str, Any], source: str) -> SearchConfig:
     latency = LatencySection.build(doc["latency"], source)
     out_dir = Path(doc["out"])
     accuracy = AccuracySection.build(doc["accuracy"], source)
+    pruner = PrunerSection.build(doc["pruner"], doc["mode"], accuracy.source, source)
     supernet = SupernetSection.build(dict(doc["supernet"], dir=accuracy.supernet or doc["supernet"]["dir"]), out_dir,
                                      source)
     storage = StorageSection.build(doc["storage"], doc["study"], out_dir, latency, source)
     return SearchConfig(doc=doc, source=source, space=doc["space"], out_dir=out_dir, data=data, proxy=proxy,
-                        verify=verify, accuracy=accuracy, supernet=supernet, latency=latency, goal=goal, storage=storage,
+                        verify=verify, accuracy=accuracy, supernet=supernet, latency=latency, goal=goal, pruner=pruner,
+                        storage=storage,
                         constraints=dict(doc["constraints"]), sampler=doc["sampler"], seed=doc["seed"],
                         trials=doc["trials"], workers=doc["workers"], baseline=doc["baseline"])
 

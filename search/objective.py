@@ -20,7 +20,8 @@ from space.search_space import SearchSpace
 from .config import SearchConfig
 from .fidelity import accuracy_se, binomial_se
 from .proxy_data import ProxyData
-from .record import TrialRecord, store
+from .pruning import rung_pruner
+from .record import TrialRecord, is_finished, store
 from .recipes import seeded, trained_network
 from .twins import find_twin, reuse_twin
 from .workers import is_alive
@@ -56,6 +57,7 @@ class Evaluator:
         self.target, self.worker, self.on_epoch = target, worker, on_epoch
         self.device_turn = device_turn
         self.accuracy: AccuracyFn = accuracy or self.train
+        self.pruner = rung_pruner(cfg, int(train_cfg.epoch_size) * cfg.proxy.seeds)
 
     def values(self, ev: Evaluation) -> "float | tuple[float, ...]":
         """The objective values Optuna receives for an evaluation."""
@@ -126,10 +128,13 @@ class Evaluator:
         total = epochs * len(recipes)
         store(trial, stage="training", epochs=total)
         per_seed: list[float] = []
+        curve: list[float] = []
         seconds = rate = 0.0
+        started = time.perf_counter()
         for run, recipe in enumerate(recipes):
-            result = self.train_fn(recipe, genome, on_epoch=self.epoch_hook(trial, ev, run * epochs, total),
-                                   progress=False, save_checkpoints=False, device_turn=self.device_turn)
+            hook = self.epoch_hook(trial, ev, run * epochs, total, curve, started)
+            result = self.train_fn(recipe, genome, on_epoch=hook, progress=False, save_checkpoints=False,
+                                   device_turn=self.device_turn)
             per_seed.append(float(result.final_top1) / 100.0)
             seconds += float(result.seconds)
             rate += float(result.images_per_second) / len(recipes)
@@ -141,36 +146,48 @@ class Evaluator:
               train_seconds=round(seconds, 2), images_per_second=round(rate, 2))
         return sum(per_seed) / len(per_seed)
 
-    def epoch_hook(self, trial: optuna.Trial, ev: Evaluation, done_before: int,
-                   total: int) -> Callable[[int, dict], None]:
-        """The trainer's per-epoch callback of one proxy run that starts after ``done_before`` epochs."""
+    def epoch_hook(self, trial: optuna.Trial, ev: Evaluation, done_before: int, total: int, curve: list[float],
+                   started: float) -> Callable[[int, dict], None]:
+        """The trainer's per-epoch callback of one proxy run that starts after ``done_before`` epochs;
+        ``curve`` collects the held-out accuracies of the trial's epochs, ``started`` is when its training began."""
 
         def on_epoch(epoch: int, metrics: dict) -> None:
-            """Report progress (also in the storage, for other processes); for a goal with
-            intermediate values, let the pruner stop a poor trial."""
+            """Report progress (also in the storage, for other processes) and the epoch's accuracy; at a
+            rung, or for a goal with intermediate values, let the pruner stop a poor trial."""
             step = done_before + epoch
             store(trial, epochs_done=step + 1)
             if self.on_epoch is not None:
                 self.on_epoch(step + 1, total)
-            value = self.cfg.goal.intermediate(metrics["top1"] / 100.0, ev.latency_ms)
+            if metrics["top1"] is None:
+                return
+            curve.append(metrics["top1"] / 100.0)
+            store(trial, intermediate_accuracy=[round(a, 6) for a in curve])
+            value = self.cfg.goal.intermediate(curve[-1], ev.latency_ms)
             if value is not None:
                 trial.report(value, step)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {step + 1}")
+                    self.stop(trial, step + 1, started)
+            if self.pruner is not None and self.pruner.stops(trial, step + 1, curve, ev):
+                self.stop(trial, step + 1, started)
 
         return on_epoch
 
+    @staticmethod
+    def stop(trial: optuna.Trial, epochs: int, started: float) -> None:
+        """Record that the pruner stopped ``trial`` after ``epochs`` epochs, and stop it."""
+        store(trial, pruned_at_epoch=epochs, train_seconds=round(time.perf_counter() - started, 2))
+        raise optuna.TrialPruned(f"pruned after epoch {epochs}")
+
 
 def is_surplus(trial: optuna.Trial, target: int) -> bool:
-    """True when finished trials plus earlier running ones already reach ``target``.
+    """True when finished trials (complete or pruned at a rung) plus earlier running ones already reach ``target``.
 
     An earlier running trial counts unless its worker is known to be dead: one that has not yet
     named its worker was created a moment ago by a live process.
     """
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-    others = trial.study.get_trials(deepcopy=False, states=states)
-    done = sum(1 for t in others if t.state == optuna.trial.TrialState.COMPLETE)
-    running = [t for t in others if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number]
+    trials = trial.study.get_trials(deepcopy=False)
+    done = sum(1 for t in trials if is_finished(t))
+    running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number]
     workers = [TrialRecord.from_trial(t).worker for t in running]
     earlier = sum(1 for worker in workers if worker is None or is_alive(worker))
     return done + earlier >= target

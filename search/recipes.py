@@ -38,9 +38,11 @@ def on_proxy_data(recipe: Any, proxy: ProxyData) -> Any:
 
 def proxy_train_config(cfg: SearchConfig) -> Any:
     """The training config of a proxy run: the recipe file plus overrides, checked; placed on the
-    proxy split by :func:`on_proxy_data`."""
+    proxy split by :func:`on_proxy_data`. A search that prunes validates after every epoch."""
     from trainer.config import load_config
-    overrides = dict(cfg.proxy.overrides, **_split_overrides(cfg, "proxy_ckpt"))
+    prunes = cfg.pruner.type != "none" or cfg.goal.name == "mnas"
+    every_epoch = {"val_while_train": True, "val_interval": 1} if prunes else {}
+    overrides = dict(cfg.proxy.overrides, **every_epoch, **_split_overrides(cfg, "proxy_ckpt"))
     try:
         return load_config(cfg.proxy.config, overrides)
     except UsageError as exc:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 
 @dataclass
@@ -33,6 +33,8 @@ class TrialRecord:
     feasible: Optional[bool] = None
     epochs: Optional[int] = None            # proxy epochs over all seeds
     epochs_done: Optional[int] = None
+    intermediate_accuracy: Optional[list] = None  # held-out top-1 after each proxy epoch (over the seeds in turn)
+    pruned_at_epoch: Optional[int] = None   # the rung at which the pruner stopped it
     accuracy: Optional[float] = None        # held-out top-1 (mean over the proxy seeds), a fraction
     accuracy_source: Optional[str] = None   # proxy (trained) or supernet (shared weights)
     accuracy_se: Optional[float] = None
@@ -65,7 +67,8 @@ class TrialRecord:
 
 FIELD_NAMES = frozenset(f.name for f in fields(TrialRecord))
 RESULT_FIELDS = ("accuracy", "accuracy_source", "accuracy_se", "accuracy_se_binomial", "accuracy_seeds", "proxy_seeds",
-                 "holdout_images", "noise_sd", "latency_ms", "params", "madds", "feasible", "latency_seconds")
+                 "holdout_images", "noise_sd", "latency_ms", "params", "madds", "feasible", "latency_seconds",
+                 "intermediate_accuracy", "pruned_at_epoch")
 
 
 def store(trial: optuna.Trial, **values: Any) -> None:
@@ -74,6 +77,13 @@ def store(trial: optuna.Trial, **values: Any) -> None:
         if name not in FIELD_NAMES:
             raise KeyError(f"a trial record has no field '{name}'")
         trial.set_user_attr(name, value)
+
+
+def is_finished(trial: FrozenTrial) -> bool:
+    """True for a trial that counts toward the study's target: complete, or stopped by a pruner at a rung
+    (a surplus stop marker is neither)."""
+    return trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED
+                                                  and "pruned_at_epoch" in trial.user_attrs)
 
 
 def has_genome(trial: FrozenTrial) -> bool:

@@ -17,11 +17,12 @@ from space.codecs import genome_to_yaml
 from .fidelity import BEYOND_NOISE_Z, paired_difference, verdict
 from space.basics.filelock import file_lock
 from .goal import with_latency
+from .pareto import non_domination_ranks
 from .record import TrialRecord, has_genome
 
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se", "accuracy_seeds", "holdout_images",
            "noise_sd", "accuracy_source", "latency_ms", "params", "madds",
-           "feasible", "baseline", "reused_from", "train_seconds", "score_seconds", "latency_seconds", "duration_s",
+           "feasible", "baseline", "reused_from", "pruned_at_epoch", "intermediate_accuracy", "train_seconds", "score_seconds", "latency_seconds", "duration_s",
            "worker", "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
 SHORT_VERDICT = {"better": "better", "worse": "worse", "indistinguishable": "within noise"}
@@ -49,10 +50,7 @@ def pareto_front(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
         return done
     signs = np.array([-1.0 if m == "accuracy" else 1.0 for m in objectives])
     points = done[objectives].to_numpy(dtype=float) * signs
-    keep = []
-    for i, p in enumerate(points):
-        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
-        keep.append(not dominated)
+    keep = non_domination_ranks(points) == 0
     return done[keep].sort_values("latency_ms" if "latency_ms" in objectives else objectives[0])
 
 
@@ -158,8 +156,11 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
     """The terminal summary: counts, the front with error bars and a verdict against the baseline, and
     how to train a point."""
     done = frame[frame.state == "COMPLETE"]
+    pruned = frame[frame.pruned_at_epoch.notna()]
+    stopped = (f", and {len(pruned)} stopped by the pruner (at epochs "
+               + "/".join(map(str, sorted(set(pruned.pruned_at_epoch.astype(int))))) + ")") if len(pruned) else ""
     lines = [f"{len(done)} finished trials ({int((done.reused_from.notna()).sum())} reused, "
-             f"{int((done.feasible == False).sum())} over budget); outputs in {out_dir}"]  # noqa: E712
+             f"{int((done.feasible == False).sum())} over budget){stopped}; outputs in {out_dir}"]  # noqa: E712
     lines.append(f"{'trial':>6} {'top-1 +- s.e.':>15} {'latency ms':>11} {'params':>10} {'MAdds':>8}  "
                  f"{'vs MixNet-S (points)':>24}  note")
     base = done[done.baseline]

@@ -17,7 +17,7 @@ from space.search_space import SearchSpace
 from .config import SearchConfig
 from .objective import Evaluator
 from .progress import TrialProgress
-from .record import TrialRecord
+from .record import TrialRecord, is_finished
 from .latency.sources import LatencySource, latency_source
 from .proxy_data import ProxyData, plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .recipes import on_proxy_data, proxy_train_config, training_turns
@@ -38,9 +38,9 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def complete_count(study: optuna.Study) -> int:
-    """Number of finished (COMPLETE) trials."""
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+def finished_count(study: optuna.Study) -> int:
+    """Number of finished trials: complete, or pruned at a rung."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if is_finished(t))
 
 
 def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
@@ -64,6 +64,8 @@ def open_study(cfg: SearchConfig, create: bool) -> optuna.Study:
     if existing is None:
         study.set_user_attr("objectives", wanted)
         study.set_user_attr("config", cfg.to_dict())
+    if study.metric_names is None:
+        study.set_metric_names(wanted)  # optuna-dashboard labels its plots with them
     return study
 
 
@@ -91,11 +93,11 @@ class StopRules:
             self.last_error = TrialRecord.from_trial(trial).error or "unknown error"
             if self.progress is not None:
                 self.progress.note(f"trial {trial.number} failed: {self.last_error}")
-        elif trial.state == TrialState.COMPLETE:
+        elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             self.failures = 0
         if self.progress is not None:
-            self.progress.finished(trial, complete_count(study))
-        if self.failures >= MAX_CONSECUTIVE_FAILURES or complete_count(study) >= self.target:
+            self.progress.finished(trial, finished_count(study))
+        if self.failures >= MAX_CONSECUTIVE_FAILURES or finished_count(study) >= self.target:
             study.stop()
 
 
@@ -128,13 +130,13 @@ def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callabl
         study.pruner = pruner
     if train_fn is None:
         from trainer import train as train_fn
-    progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
+    progress = TrialProgress(cfg.trials, finished_count(study)) if show_progress else None
     evaluator = Evaluator(cfg, run.space, run.proxy, run.recipe, train_fn, run.latency, cfg.trials, worker_id(),
                           on_epoch=progress.epoch if progress else None, device_turn=training_turns(cfg),
                           accuracy=accuracy_source(run))
     rules = StopRules(cfg.trials, progress)
     try:
-        if complete_count(study) < cfg.trials:
+        if finished_count(study) < cfg.trials:
             study.optimize(evaluator, callbacks=[rules], catch=(Exception,), gc_after_trial=True)
     finally:
         if progress is not None:
@@ -172,18 +174,18 @@ def _spawn_workers(run: SearchRun, study: optuna.Study, show_progress: bool) -> 
     procs = [ctx.Process(target=_worker_process, args=(run, rank, errors)) for rank in range(cfg.workers)]
     for p in procs:
         p.start()
-    progress = TrialProgress(cfg.trials, complete_count(study)) if show_progress else None
+    progress = TrialProgress(cfg.trials, finished_count(study)) if show_progress else None
     try:
         while any(p.is_alive() for p in procs):
             if progress is not None:
-                progress.set_complete(complete_count(study))
+                progress.set_complete(finished_count(study))
                 progress.show_running(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             time.sleep(1.0)
     finally:
         for p in procs:
             p.join()
         if progress is not None:
-            progress.set_complete(complete_count(study))
+            progress.set_complete(finished_count(study))
             progress.close()
     bad = [p.exitcode for p in procs if p.exitcode != 0]
     if bad:

@@ -132,6 +132,51 @@ class VerifySection:
         return cls(**doc)
 
 
+PRUNER_TYPES = ("none", "mo_halving")
+
+
+@dataclass(frozen=True)
+class PrunerSection:
+    """Early stopping of proxy training: ``mo_halving`` stops a trial at a rung (an epoch count) unless its
+    intermediate accuracy and costs are among the best 1/eta, by Pareto rank, of the trials that reached it."""
+
+    type: str
+    eta: int
+    min_epochs: int
+    rungs: tuple[int, ...] | None
+
+    @classmethod
+    def build(cls, doc: dict[str, Any], mode: str, accuracy_source: str, source: str) -> "PrunerSection":
+        """The ``pruner`` section, checked against the search's mode and accuracy source."""
+        check_choice(doc["type"], PRUNER_TYPES, f"{source}: pruner.type")
+        check_int(doc["eta"], f"{source}: pruner.eta", 2)
+        check_int(doc["min_epochs"], f"{source}: pruner.min_epochs", 1)
+        rungs = doc["rungs"]
+        if rungs is not None and (not isinstance(rungs, list) or not rungs
+                                  or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rungs)
+                                  or rungs != sorted(set(rungs))):
+            raise UsageError(f"{source}: pruner.rungs {rungs!r} - must be null or increasing epoch counts >= 1")
+        if doc["type"] == "mo_halving" and mode != "pareto":
+            raise UsageError(f"{source}: pruner.type 'mo_halving' is for mode 'pareto' (mode '{mode}' prunes with "
+                             "a median pruner)")
+        if doc["type"] == "mo_halving" and accuracy_source != "proxy":
+            raise UsageError(f"{source}: pruner.type 'mo_halving' stops proxy training - accuracy.source "
+                             f"'{accuracy_source}' trains nothing per trial")
+        return cls(doc["type"], doc["eta"], doc["min_epochs"], tuple(rungs) if rungs else None)
+
+    def rungs_for(self, epochs: int) -> tuple[int, ...]:
+        """The rungs within a trial of ``epochs`` epochs (the last epoch is no rung: the trial is done)."""
+        if self.type == "none":
+            return ()
+        if self.rungs is not None:
+            return tuple(r for r in self.rungs if r < epochs)
+        rungs, rung = [], self.min_epochs
+        while rung < epochs:
+            rungs.append(rung)
+            rung *= self.eta
+        return tuple(rungs)
+
+
 ACCURACY_SOURCES = ("proxy", "supernet")
 
 

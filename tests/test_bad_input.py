@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,6 +102,16 @@ CASES = [
      {"verify": {"max_genomes": 0}}),
     ("supernet scored on no images", ["supernet", "check", "--config", "{search}"], ["supernet.score_images 0"],
      {"supernet": {"score_images": 0}}),
+    ("run unknown pruner", ["run", "--config", "{search}"], ["pruner.type 'hyperband'", "none, mo_halving"],
+     {"pruner": {"type": "hyperband"}}),
+    ("run pruner eta 1", ["run", "--config", "{search}"], ["pruner.eta 1", ">= 2"],
+     {"pruner": {"type": "mo_halving", "eta": 1}}),
+    ("run pruner rungs unordered", ["run", "--config", "{search}"], ["pruner.rungs [3, 1]"],
+     {"pruner": {"type": "mo_halving", "rungs": [3, 1]}}),
+    ("run pruner in mnas mode", ["run", "--config", "{search}"], ["'mo_halving' is for mode 'pareto'"],
+     {"pruner": {"type": "mo_halving"}, "mode": "mnas", "mnas": {"target_ms": 10}}),
+    ("run pruner on supernet scores", ["run", "--config", "{search}"], ["accuracy.source 'supernet' trains nothing"],
+     {"pruner": {"type": "mo_halving"}, "accuracy": {"source": "supernet"}}),
     ("export unwritable output", ["export", "mixnet_s", "--out", "{blocker}/m.onnx", "--format", "ONNX"],
      ["blocker"]),
     ("export wrong checkpoint", ["export", "mixnet_s", "--out", "{root}/m.mindir", "--ckpt_path", "{not_ckpt}"],
@@ -148,3 +161,16 @@ def test_failing_workers_report_one_line(files: dict[str, Path], tmp_path: Path)
 def test_debug_shows_the_traceback() -> None:
     proc = run_cli("--debug", "decode", "mixnet_xl")
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "unknown preset" in proc.stderr
+
+
+def test_the_mixnas_console_script_is_search_py(files: dict[str, Path], tmp_path: Path) -> None:
+    """``mixnas`` (installed with the package) runs the same CLI: the same commands and the same one-line errors."""
+    mixnas = Path(sys.executable).with_name("mixnas")
+    assert mixnas.is_file(), "the package's console script is not installed"
+    env = dict(os.environ, GLOG_v="3")
+    helps = [subprocess.run([*cmd, "--help"], capture_output=True, text=True, env=env).stdout
+             for cmd in ([str(mixnas)], [sys.executable, "search.py"])]
+    assert helps[0].replace("mixnas", "search.py") == helps[1] and "usage: mixnas" in helps[0]
+    cfg = search_config(tmp_path / "search.yaml", files["root"], {"pruner": {"type": "mo_halving", "min_epochs": 0}})
+    proc = subprocess.run([str(mixnas), "run", "--config", str(cfg)], capture_output=True, text=True, env=env)
+    assert_user_error(proc, "pruner.min_epochs 0", ">= 1")
