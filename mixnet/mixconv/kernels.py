@@ -156,18 +156,16 @@ class SqueezeExcite(KernelCall):
         return self.fallback(layer, x)
 
 
-class Block(Compute):
-    """A block as at most three fused kernel calls at inference; in training its cells in order with
-    each BatchNorm and its activation as one kernel call."""
+class BlockKernels(Compute):
+    """The kernel calls of a block on the C++ kernels, whatever gives its depthwise kernel sizes: the
+    expansion 1x1 conv with BatchNorm and activation, the depthwise conv with both, the projection with
+    BatchNorm, SE gate and residual, and BatchNorm with or without its activation."""
 
     def __init__(self, layer: LayerSpec, eps: float) -> None:
-        self.expand = layer.expand_ratio != 1
         self.se = bool(layer.se_channels)
         self.residual = layer.residual
         self.expand_meta = kops.pointwise_meta(layer.act, eps)
         self.expand_op = kops.pointwise(layer.expand_groups)
-        splits = split_channels(layer.mid_channels, len(layer.kernel_sizes))
-        self.dw_meta = kops.direct_meta(layer.stride, channel_kernels(splits, layer.kernel_sizes), layer.act, eps)
         self.dw_op = kops.direct_conv_bn_act(layer.stride)
         self.project_meta = kops.pointwise_meta("none", eps, layer.se_act if self.se else None,
                                                 residual=self.residual)
@@ -175,6 +173,17 @@ class Block(Compute):
         self.bn_op = kops.batch_norm_act()
         self.act_bn_meta = kops.batch_norm_meta(layer.act, eps)
         self.plain_bn_meta = kops.batch_norm_meta("none", eps)
+
+
+class Block(BlockKernels):
+    """A block as at most three fused kernel calls at inference; in training its cells in order with
+    each BatchNorm and its activation as one kernel call."""
+
+    def __init__(self, layer: LayerSpec, eps: float) -> None:
+        super().__init__(layer, eps)
+        self.expand = layer.expand_ratio != 1
+        splits = split_channels(layer.mid_channels, len(layer.kernel_sizes))
+        self.dw_meta = kops.direct_meta(layer.stride, channel_kernels(splits, layer.kernel_sizes), layer.act, eps)
         self.fallback = split.Block()
 
     def train_convs(self, block: nn.Cell, x: Tensor) -> Tensor:

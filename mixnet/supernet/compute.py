@@ -20,7 +20,7 @@ from space.genome import LayerSpec
 from ..kernels import ops as kops
 from ..layers import bn_params
 from ..mixconv.base import Compute
-from ..mixconv.kernels import POINTWISE_MIN_POSITIONS, kernels_apply, no_activation, train_batch_norm_act
+from ..mixconv.kernels import POINTWISE_MIN_POSITIONS, BlockKernels, kernels_apply, no_activation, train_batch_norm_act
 
 
 def expansion(block: nn.Cell, x: Tensor, expanded: Tensor) -> Tensor:
@@ -72,21 +72,12 @@ class Masked(Compute):
         return finish(block, x, block.project_bn(block.project(h)))
 
 
-class Direct(Compute):
+class Direct(BlockKernels):
     """A supernet block on the C++ kernels; MindSpore's operators where the kernels do not take the input."""
 
     def __init__(self, layer: LayerSpec, eps: float) -> None:
-        self.se = bool(layer.se_channels)
-        self.expand_meta = kops.pointwise_meta(layer.act, eps)
-        self.expand_op = kops.pointwise(layer.expand_groups)
+        super().__init__(layer, eps)
         self.conv_op = kops.direct_conv(layer.stride)
-        self.dw_op = kops.direct_conv_bn_act(layer.stride)
-        self.project_meta = kops.pointwise_meta("none", eps, layer.se_act if self.se else None,
-                                                residual=layer.residual)
-        self.project_op = kops.pointwise(layer.project_groups)
-        self.bn_op = kops.batch_norm_act()
-        self.act_bn_meta = kops.batch_norm_meta(layer.act, eps)
-        self.plain_bn_meta = kops.batch_norm_meta("none", eps)
         self.fallback = Masked()
 
     def layered(self, block: nn.Cell, x: Tensor) -> Tensor:
