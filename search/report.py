@@ -157,8 +157,9 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
     how to train a point."""
     done = frame[frame.state == "COMPLETE"]
     pruned = frame[frame.pruned_at_epoch.notna()]
-    stopped = (f", and {len(pruned)} stopped by the pruner (at epochs "
-               + "/".join(map(str, sorted(set(pruned.pruned_at_epoch.astype(int))))) + ")") if len(pruned) else ""
+    rungs = sorted(set(pruned.pruned_at_epoch.astype(int)))
+    stopped = (f", and {len(pruned)} stopped by the pruner (at epoch{'s' if len(rungs) > 1 else ''} "
+               + "/".join(map(str, rungs)) + ")") if len(pruned) else ""
     lines = [f"{len(done)} finished trials ({int((done.reused_from.notna()).sum())} reused, "
              f"{int((done.feasible == False).sum())} over budget){stopped}; outputs in {out_dir}"]  # noqa: E712
     lines.append(f"{'trial':>6} {'top-1 +- s.e.':>15} {'latency ms':>11} {'params':>10} {'MAdds':>8}  "
