@@ -27,9 +27,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every subcommand registered."""
-    called = Path(sys.argv[0]).name
-    parser = OneLineParser(prog="mixnas" if called == "mixnas" else "search.py", description="Hardware-aware MixNet architecture search "
-                           "on MindSpore and Optuna.")
+    prog = "mixnas" if Path(sys.argv[0]).name == "mixnas" else "search.py"
+    parser = OneLineParser(prog=prog, description="Hardware-aware MixNet architecture search on MindSpore and Optuna.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMAND_MODULES:

@@ -40,7 +40,7 @@ def proxy_train_config(cfg: SearchConfig) -> Any:
     """The training config of a proxy run: the recipe file plus overrides, checked; placed on the
     proxy split by :func:`on_proxy_data`. A search that prunes validates after every epoch."""
     from trainer.config import load_config
-    prunes = cfg.pruner.type != "none" or cfg.goal.name == "mnas"
+    prunes = cfg.pruner.type != "none" or cfg.goal.pruner() is not None
     every_epoch = {"val_while_train": True, "val_interval": 1} if prunes else {}
     overrides = dict(cfg.proxy.overrides, **every_epoch, **_split_overrides(cfg, "proxy_ckpt"))
     try:

@@ -22,8 +22,8 @@ from .record import TrialRecord, has_genome
 
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se", "accuracy_seeds", "holdout_images",
            "noise_sd", "accuracy_source", "latency_ms", "params", "madds",
-           "feasible", "baseline", "reused_from", "pruned_at_epoch", "intermediate_accuracy", "train_seconds", "score_seconds", "latency_seconds", "duration_s",
-           "worker", "error", "proxy_genome"]
+           "feasible", "baseline", "reused_from", "pruned_at_epoch", "intermediate_accuracy", "train_seconds",
+           "score_seconds", "latency_seconds", "duration_s", "worker", "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
 SHORT_VERDICT = {"better": "better", "worse": "worse", "indistinguishable": "within noise"}
 

@@ -166,8 +166,6 @@ class PrunerSection:
 
     def rungs_for(self, epochs: int) -> tuple[int, ...]:
         """The rungs within a trial of ``epochs`` epochs (the last epoch is no rung: the trial is done)."""
-        if self.type == "none":
-            return ()
         if self.rungs is not None:
             return tuple(r for r in self.rungs if r < epochs)
         rungs, rung = [], self.min_epochs

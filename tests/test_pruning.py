@@ -8,7 +8,6 @@ sampled genomes give without it.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from conftest import free_port
 from search.config import load_search_config
 from search.pruning import is_kept
 from search.proxy_data import proxy_data_of, plan_proxy_data
@@ -111,13 +111,6 @@ def test_pruned_trials_stop_at_their_rung_and_the_front_is_kept(pruned_search: d
                    for j in joined), key
     if not joined:
         assert with_pruning == set(without.genome_key)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str, deadline: float) -> dict:
