@@ -81,6 +81,9 @@ def add_check_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
                         "recipe trained verify.epochs_factor times longer)")
     parser.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled genomes (default 0)")
+    parser.add_argument("--sampling", default="uniform", help="how genomes are sampled: uniform (random "
+                        "genomes, all near the space's middle size) or spread (graded from the smallest genome "
+                        "of the space to the largest) (default uniform)")
     parser.add_argument("--out", help=f"output folder (default OUT/{folder} of the config)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -131,7 +134,8 @@ def run_proxy_check(args: argparse.Namespace) -> int:
     cfg = load_search_config(args.config)
     explicit = [parse_genome(spec) for spec in args.genome] if args.genome else None
     report = proxy_check(cfg, genomes=args.genomes, seeds=args.seeds, reference=args.reference,
-                         reference_seeds=args.reference_seeds, seed=args.seed, explicit=explicit,
+                         reference_seeds=args.reference_seeds, seed=args.seed, sampling=args.sampling,
+                         explicit=explicit,
                          out=Path(args.out) if args.out else None, progress=not args.no_progress)
     print(json.dumps(report) if args.json else describe(report))
     return 0

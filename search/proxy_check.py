@@ -35,19 +35,27 @@ MIN_GENOMES = 3
 CHECK_FOLDER = "proxy_check"
 RUNS_NAME = "runs.csv"
 MAX_SAMPLING_TRIES = 1000
+SAMPLINGS = ("uniform", "spread")
 
 
-def sampled_genomes(space: SearchSpace, n: int, seed: int) -> list[Genome]:
-    """The space's skeleton (MixNet-S for the default space) and ``n - 1`` other distinct random genomes."""
+def sampled_genomes(space: SearchSpace, n: int, seed: int, sampling: str = "uniform") -> list[Genome]:
+    """The space's skeleton (MixNet-S for the default space) and ``n - 1`` other distinct genomes:
+    uniformly random (``uniform``), or graded from the space's smallest genome to its largest
+    (``spread``: levels 0 to 1 of ``SearchSpace.graded_genome``), the range of sizes a search's
+    front spans, where uniform genomes all sit near the middle."""
+    if sampling not in SAMPLINGS:
+        raise UsageError(f"--sampling {sampling} - must be one of {', '.join(SAMPLINGS)}")
     rng = random.Random(seed)
     genomes = {space.skeleton.key(): space.skeleton}
-    for _ in range(MAX_SAMPLING_TRIES):
-        if len(genomes) == n:
-            break
-        g = space.random_genome(rng)
-        genomes.setdefault(g.key(), g)
-    if len(genomes) < n:
-        raise UsageError(f"--genomes {n} - the space '{space.name}' holds only {len(genomes)} distinct genomes")
+    for slot in range(n - 1):
+        for _ in range(MAX_SAMPLING_TRIES):
+            g = (space.random_genome(rng) if sampling == "uniform"
+                 else space.graded_genome(rng, slot / max(n - 2, 1)))
+            if genomes.setdefault(g.key(), g) is g:
+                break
+        else:
+            raise UsageError(f"--genomes {n} - the space '{space.name}' holds only {len(genomes)} distinct "
+                             f"genomes{' at these sizes' if sampling == 'spread' else ''}")
     return list(genomes.values())
 
 
@@ -82,7 +90,8 @@ def plan_runs(genomes: list[Genome], proxy_recipe: Any, reference: Any, seeds: i
 
 
 def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference: "str | None" = None,
-                reference_seeds: int = 1, seed: int = 0, explicit: "list[Genome] | None" = None,
+                reference_seeds: int = 1, seed: int = 0, sampling: str = "uniform",
+                explicit: "list[Genome] | None" = None,
                 out: "Path | None" = None, progress: bool = True,
                 train_fn: "Callable[..., Any] | None" = None) -> dict[str, Any]:
     """Run (or resume) the check of ``cfg``'s proxy; write its files and return the report.
@@ -92,7 +101,7 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     n = len(explicit) if explicit else genomes
     check_counts(n, seeds, reference_seeds)
     space = SearchSpace.from_yaml(cfg.space)
-    chosen = list(explicit) if explicit else sampled_genomes(space, genomes, seed)
+    chosen = list(explicit) if explicit else sampled_genomes(space, genomes, seed, sampling)
     proxy_recipe, ref_recipe = proxy_train_config(cfg), reference_train_config(cfg, reference)
     plan = plan_proxy_data(cfg.data)
     data = proxy_data_of(plan, cfg.out_dir)
@@ -105,7 +114,8 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     p, r = score_matrix(rows, "proxy", n), score_matrix(rows, "reference", n)
     report = fidelity(p, r)
     seconds = rows.groupby("role").train_seconds.mean()
-    report.update(config=cfg.source, seed=seed, holdout_images=data.n_holdout,
+    report.update(config=cfg.source, seed=seed, sampling="explicit" if explicit else sampling,
+                  holdout_images=data.n_holdout,
                   binomial_se_points=100 * binomial_se(float(p.mean()) / 100, data.n_holdout),
                   proxy_mean_top1=float(p.mean()), reference_mean_top1=float(r.mean()),
                   seconds_per_proxy_trial=float(seconds["proxy"]) * seeds,

@@ -35,6 +35,18 @@ SHORT = {"kernel_sizes": "k", "expand_ratio": "e", "expand_groups": "a", "projec
 SPACE_KEYS = ("skeleton", "choices", "layers", "name")
 
 
+def size_rank(field: str, choice: Any) -> tuple:
+    """How large a menu choice makes a layer, for sorting a menu from smallest to largest: kernel
+    groups by their largest kernel then their count, expansion and SE ratios by value, 1x1 group
+    counts inversely (more groups, fewer weights)."""
+    if field == "kernel_sizes":
+        sizes = [int(k) for k in str(choice).split(".")]
+        return (max(sizes), len(sizes))
+    if field in ("expand_groups", "project_groups"):
+        return (-int(choice),)
+    return (float(choice),)
+
+
 def kernel_choice(kernels: tuple[int, ...]) -> str:
     """(3, 5, 7) -> '3.5.7' (the categorical value used in the space)."""
     return ".".join(str(k) for k in kernels)
@@ -212,6 +224,18 @@ class SearchSpace:
     def random_genome(self, rng: random.Random) -> Genome:
         """A uniformly random genome of the space."""
         return self.decode({d.name: rng.choice(d.choices) for d in self.dimensions})
+
+    def graded_genome(self, rng: random.Random, level: float) -> Genome:
+        """A random genome leaning to the small (``level`` 0) or large (1) end of every menu: each
+        choice's place in its menu sorted by size is drawn from Binomial(len - 1, level), so level 0
+        is the smallest genome, 1 the largest and 0.5 centres every layer's menu."""
+        if not 0.0 <= level <= 1.0:
+            raise UsageError(f"level {level} - must be in [0, 1]")
+        choices = {}
+        for d in self.dimensions:
+            ordered = sorted(d.choices, key=lambda c, f=d.field: size_rank(f, c))
+            choices[d.name] = ordered[sum(rng.random() < level for _ in range(len(ordered) - 1))]
+        return self.decode(choices)
 
     def why_not(self, genome: Genome) -> "str | None":
         """None when ``genome`` is a point of the space, else which layer and choice is not."""

@@ -76,6 +76,7 @@ def test_genomes_that_differ_only_by_seed_show_no_signal(tmp_path: Path, digits_
     (["--seeds", "0"], ["--seeds 0"]),
     (["--genomes", "2"], ["--genomes 2"]),
     (["--reference", "{root}/none.yaml"], ["none.yaml", "not found"]),
+    (["--sampling", "wide"], ["--sampling wide", "uniform, spread"]),
 ])
 def test_bad_check_input_stops_before_training(tmp_path: Path, digits_dir: Path, flags: list[str],
                                                expected: list[str]) -> None:

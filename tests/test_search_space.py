@@ -75,3 +75,50 @@ def test_optional_menus_and_bad_space_files(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump({"skeleton": "mixnet_s", "choices": {"kernel_sizes": ["3.4"]}}))
     with pytest.raises(UsageError, match="kernel group '3.4'"):
         SearchSpace.from_yaml(bad)
+
+
+WIDE_FILE = SPACE_FILE.parent / "mixnet_s_wide.yaml"
+WIDE = SearchSpace.from_yaml(WIDE_FILE)
+
+
+def test_graded_genomes_run_from_the_smallest_to_the_largest_point() -> None:
+    """Level 0 is every layer at kernels {3} and its smallest expansion, level 1 at {3..11} and e6
+    (read from the space file); costs grow with the level, and a uniform genome never beats either end."""
+    import random
+
+    from space.cost import network_cost
+    doc = yaml.safe_load(WIDE_FILE.read_text())
+    smallest = {d.name: ("3" if d.field == "kernel_sizes" else min(d.choices)) for d in WIDE.dimensions}
+    largest = {d.name: (doc["choices"]["kernel_sizes"][-1] if d.field == "kernel_sizes" else max(d.choices))
+               for d in WIDE.dimensions}
+    rng = random.Random(1)
+    assert WIDE.graded_genome(rng, 0.0) == WIDE.decode(smallest)
+    assert WIDE.graded_genome(rng, 1.0) == WIDE.decode(largest)
+    madds = [network_cost(WIDE.graded_genome(random.Random(s), level), 224).madds
+             for level in (0.0, 0.25, 0.5, 0.75, 1.0) for s in range(3)]
+    means = [sum(madds[i:i + 3]) / 3 for i in range(0, 15, 3)]
+    assert means == sorted(means) and means[-1] > 5 * means[0]
+    uniform = [network_cost(WIDE.random_genome(rng), 224).madds for _ in range(50)]
+    assert means[0] < min(uniform) and max(uniform) < means[-1]
+    with pytest.raises(UsageError, match="level 1.5"):
+        WIDE.graded_genome(rng, 1.5)
+
+
+def test_checks_sample_spread_genomes_across_the_space() -> None:
+    """``spread``: MixNet-S, then distinct genomes from the smallest to the largest; ``uniform``
+    genomes keep to the middle of the space's MAdds range."""
+    from scipy.stats import spearmanr
+
+    from search.proxy_check import sampled_genomes
+    from space.cost import network_cost
+    spread = sampled_genomes(WIDE, 12, 0, "spread")
+    uniform = sampled_genomes(WIDE, 12, 0)
+    assert spread[0] == uniform[0] == preset("mixnet_s")
+    assert len({g.key() for g in spread}) == 12
+    madds = [network_cost(g, 224).madds for g in spread[1:]]
+    assert spearmanr(range(11), madds)[0] > 0.9
+    assert madds[0] == min(madds) and madds[-1] == max(madds)
+    middle = [network_cost(g, 224).madds for g in uniform[1:]]
+    assert max(madds) - min(madds) > 2 * (max(middle) - min(middle))
+    with pytest.raises(UsageError, match="--sampling wide"):
+        sampled_genomes(WIDE, 12, 0, "wide")

@@ -46,7 +46,7 @@ def seeded_supernet(cfg: SearchConfig, index: int) -> SearchConfig:
 
 
 def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, reference: "str | None" = None,
-                   reference_seeds: int = 1, seed: int = 0, out: "Path | None" = None, progress: bool = True,
+                   reference_seeds: int = 1, seed: int = 0, sampling: str = "uniform", out: "Path | None" = None, progress: bool = True,
                    train_fn: "Callable[..., Any] | None" = None) -> dict[str, Any]:
     """Train (or resume) ``supernets`` supernets and the reference runs, score, write and return the report.
 
@@ -57,7 +57,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
         raise UsageError(f"--supernets {supernets} - must be an integer >= 1 (2 or more measure their agreement)")
     space = SearchSpace.from_yaml(cfg.space)
     SupernetSpec.of(space)
-    chosen = sampled_genomes(space, genomes, seed)
+    chosen = sampled_genomes(space, genomes, seed, sampling)
     configs = [seeded_supernet(cfg, i) for i in range(supernets)]
     recipes = [supernet_recipe(c) for c in configs]
     ref_recipe = reference_train_config(cfg, reference)
@@ -85,7 +85,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
     ref = score_matrix(rows, "reference", len(chosen))
     report = fidelity(scores, ref)
     report["supernet"] = report.pop("proxy")
-    report.update(config=cfg.source, seed=seed, supernets=supernets, holdout_images=scored,
+    report.update(config=cfg.source, seed=seed, sampling=sampling, supernets=supernets, holdout_images=scored,
                   binomial_se_points=100 * binomial_se(float(scores.mean()) / 100, scored),
                   supernet_mean_top1=float(scores.mean()), reference_mean_top1=float(ref.mean()),
                   seconds_per_genome=float(np.mean(score_seconds)), supernet_train_seconds=train_seconds,

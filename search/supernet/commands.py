@@ -61,7 +61,7 @@ def run_check(args: argparse.Namespace) -> int:
     from .check import describe, supernet_check
     cfg = load_search_config(args.config)
     report = supernet_check(cfg, genomes=args.genomes, supernets=args.supernets, reference=args.reference,
-                            reference_seeds=args.reference_seeds, seed=args.seed,
+                            reference_seeds=args.reference_seeds, seed=args.seed, sampling=args.sampling,
                             out=Path(args.out) if args.out else None, progress=not args.no_progress)
     print(json.dumps(report) if args.json else describe(report))
     return 0
