@@ -9,22 +9,17 @@ import numpy as np
 
 def kendall_tau(x: "list[float]", y: "list[float]") -> float:
     """Kendall's tau-b rank correlation of two equally long sequences (ties handled)."""
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denom if denom else 0.0
+    return float(kendall_taus(np.asarray([x], dtype=float), np.asarray([y], dtype=float))[0])
+
+
+def kendall_taus(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row of ``x`` against the same row of ``y`` (0 where a row is constant):
+    concordant minus discordant pairs over the square root of the pairs untied in x times those in y."""
+    upper = np.triu_indices(x.shape[1], k=1)
+    sx = np.sign(x[:, :, None] - x[:, None, :])[:, upper[0], upper[1]]
+    sy = np.sign(y[:, :, None] - y[:, None, :])[:, upper[0], upper[1]]
+    denom = np.sqrt(np.count_nonzero(sx, axis=1) * np.count_nonzero(sy, axis=1).astype(float))
+    return np.divide((sx * sy).sum(axis=1), denom, out=np.zeros(len(x)), where=denom > 0)
 
 
 def average_ranks(values: "list[float]") -> np.ndarray:

@@ -48,6 +48,9 @@ def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Pat
     assert large.reference_mean.min() > small.reference_mean.max()
     assert report["genomes"] == 4 and report["proxy_seeds"] == 2
     assert report["proxy"]["run_noise_sd"] > 0 and report["proxy"]["spread_to_noise"] > 2
+    # params rank the families apart too: every cross-family pair agrees with the reference
+    assert report["free_rankings_tau"]["params"] >= 0.3
+    assert "rankings that cost nothing" in run_cli(*[a for a in args if a != "--json"]).stdout  # resumes
     assert report["kendall_tau"] >= 2 / 3 and report["top_third_overlap"] == 1.0
     runs = pd.read_csv(tmp_path / "out" / "proxy_check" / "runs.csv")
     assert len(runs) == 4 * 2 + 4 and set(runs.role) == {"proxy", "reference"}
@@ -165,6 +168,44 @@ def test_standard_errors_match_simulated_runs() -> None:
     assert np.mean(stated_single) == pytest.approx(np.std(single), rel=0.1)
     assert np.mean(stated_triple) == pytest.approx(np.std(triple), rel=0.1)
     assert np.mean(stated_diff) == pytest.approx(np.std(diffs), rel=0.15)
+
+
+def test_kendall_taus_equal_scipys_tau_b_with_ties() -> None:
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from search.ranking import kendall_taus
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 5, (50, 12)).astype(float), rng.integers(0, 5, (50, 12)).astype(float)
+    x[0], y[1] = 3.0, 2.0                       # constant rows: tau 0 here, undefined for scipy
+    ours = kendall_taus(x, y)
+    assert ours[0] == ours[1] == 0.0
+    for i in range(2, 50):
+        assert ours[i] == pytest.approx(kendalltau(x[i], y[i]).statistic, abs=1e-12)
+
+
+def test_tau_ceiling_and_interval_match_simulated_checks() -> None:
+    """Simulated checks of 12 genomes: true accuracies spread 1.6 points, a reference of two seeds
+    with 1.5 points of run noise, and a proxy that sees the truth. Its mean tau against the
+    reference is the stated ceiling (within 0.05), and the 90% bootstrap interval of each check's
+    tau holds the population tau of the proxy against the reference in at least 80% of checks."""
+    import numpy as np
+
+    from search.fidelity import fidelity
+    rng = np.random.default_rng(1)
+    taus, ceilings, covered = [], [], 0
+    for _ in range(300):
+        true = rng.normal(88, 1.6, 12)
+        reference = true[:, None] + rng.normal(0, 1.5, (12, 2))
+        report = fidelity(true[:, None], reference)
+        taus.append(report["kendall_tau"])
+        ceilings.append(report["reference_tau_ceiling"])
+        low, high = report["kendall_tau_interval"]
+        covered += low <= 2 / np.pi * np.arcsin(np.sqrt(1.6 ** 2 / (1.6 ** 2 + 1.5 ** 2 / 2))) <= high
+    assert np.mean(ceilings) == pytest.approx(np.mean(taus), abs=0.05)
+    assert covered / 300 >= 0.8
+    one_seed = fidelity(rng.normal(0, 1, (12, 1)), rng.normal(0, 1, (12, 1)))
+    assert one_seed["reference_tau_ceiling"] is None
 
 
 def test_verify_max_genomes_keeps_the_fronts_ends_and_spreads_the_rest() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mindspore as ms
+import pandas as pd
 import pytest
 import yaml
 
@@ -121,10 +122,14 @@ def test_a_search_scores_its_trials_with_the_supernet(trained: tuple, tmp_path: 
 def test_supernet_check_reports_agreement_between_supernets_and_with_the_reference(trained: tuple) -> None:
     config, cfg, _ = trained
     assert_user_error(run_cli("supernet", "check", "--config", str(config), "--supernets", "0"), "--supernets 0")
-    proc = run_cli("supernet", "check", "--config", str(config), "--genomes", "3", "--json", "--no-progress")
+    proc = run_cli("supernet", "check", "--config", str(config), "--genomes", "3", "--sampling", "spread",
+                   "--json", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["genomes"] == 3 and report["supernets"] == 2 and report["reference_seeds"] == 1
+    assert report["sampling"] == "spread" and set(report["free_rankings_tau"]) == {"params", "madds"}
+    genomes = pd.read_csv(cfg.out_dir / "supernet_check" / "genomes.csv")
+    assert genomes.madds.iloc[1] < genomes.madds.iloc[2]   # the space's smallest genome, then its largest
     assert -1 <= report["kendall_tau"] <= 1 and -1 <= report["supernet"]["seed_tau"] <= 1
     assert report["seconds_per_genome"] > 0 and len(report["supernet_train_seconds"]) == 2
     assert any(cfg.out_dir.glob("supernet_seed*/best.ckpt"))

@@ -23,8 +23,9 @@ from space.search_space import SearchSpace
 
 from ..accuracy_runs import Run, RunLog, score_matrix, train_runs
 from ..config import SearchConfig
-from ..fidelity import binomial_se, fidelity
-from ..proxy_check import CHECK_FOLDER, RUNS_NAME, check_counts, genome_table, num, plot_check, sampled_genomes
+from ..fidelity import binomial_se, fidelity, free_rankings
+from ..proxy_check import (CHECK_FOLDER, RUNS_NAME, agreement_lines, check_counts, genome_table, num, plot_check,
+                           sampled_genomes)
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import on_proxy_data, reference_train_config, seeded
 from .scoring import scorer_for
@@ -92,6 +93,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
                   supernet_epochs=int(recipes[0].epoch_size), reference_epochs=int(ref_recipe.epoch_size),
                   seconds_per_reference_run=float(rows.train_seconds.mean()))
     table = genome_table(chosen, scores, ref, space, name="supernet")
+    report["free_rankings_tau"] = free_rankings({"params": table.params, "madds": table.madds}, ref)
     write_atomic(out / "genomes.csv", table.to_csv(index=False))
     write_atomic(out / "report.json", json.dumps(report, indent=1))
     plot_check(table, {**report, "proxy": report["supernet"]}, out / "supernet_check.png", name="supernet",
@@ -111,8 +113,7 @@ def describe(report: dict[str, Any]) -> str:
              f"{num(s['seed_tau'])}  spread between genomes {num(s['genome_spread_sd'], '.1f')} points sd",
              f" reference: mean top-1 {report['reference_mean_top1']:.1f}%  spread between genomes "
              f"{num(r['genome_spread_sd'], '.1f')} points sd",
-             f"supernet vs reference: Kendall tau {report['kendall_tau']:.2f}  Spearman rho "
-             f"{report['spearman_rho']:.2f}  top-third overlap {100 * report['top_third_overlap']:.0f}%",
+             *agreement_lines(report, "supernet"),
              f"time: {report['seconds_per_genome']:.2f} s per scored genome; supernet training "
              + ", ".join(f"{t:.0f} s" for t in report["supernet_train_seconds"])
              + f"; {report['seconds_per_reference_run']:.0f} s per reference run",
