@@ -102,7 +102,6 @@ def fidelity(proxy: np.ndarray, reference: np.ndarray) -> dict[str, "float | Non
             "reference_seeds": int(reference.shape[1]),
             "proxy": noise_report(proxy), "reference": noise_report(reference),
             "kendall_tau": kendall_tau(p_mean, r_mean), "kendall_tau_interval": tau_interval(p_mean, r_mean),
-            "reference_tau_ceiling": tau_ceiling(reference),
             "spearman_rho": spearman_rho(p_mean, r_mean), "top_third_overlap": top_overlap(p_mean, r_mean)}
 
 
@@ -115,24 +114,6 @@ def tau_interval(x: "Sequence[float]", y: "Sequence[float]", level: float = TAU_
     taus = kendall_taus(x[picks], y[picks])
     low, high = np.quantile(taus, [(1 - level) / 2, (1 + level) / 2])
     return [float(low), float(high)]
-
-
-def tau_ceiling(reference: np.ndarray) -> "float | None":
-    """The Kendall tau that a noise-free proxy would reach against the reference's seed means (rows:
-    genomes, columns: seeds): the reference's own run noise caps any agreement with it.
-
-    The k-seed mean's reliability is r = 1 - (noise^2 / k) / spread^2 (spread: the sd between the
-    genomes' means), the best correlation sqrt(r), and for normal scores tau = 2/pi asin(sqrt(r)).
-    None with one reference seed (its noise is not measured).
-    """
-    noise = run_noise(reference)
-    if noise is None or reference.shape[0] < 2:
-        return None
-    spread_var = float(np.var(reference.mean(axis=1), ddof=1))
-    if spread_var == 0:
-        return 0.0
-    reliability = max(0.0, 1.0 - noise ** 2 / reference.shape[1] / spread_var)
-    return 2 / math.pi * math.asin(math.sqrt(reliability))
 
 
 def free_rankings(costs: "dict[str, Sequence[float]]", reference: np.ndarray) -> dict[str, float]:

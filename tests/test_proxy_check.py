@@ -50,7 +50,7 @@ def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Pat
     assert report["proxy"]["run_noise_sd"] > 0 and report["proxy"]["spread_to_noise"] > 2
     # params rank the families apart too: every cross-family pair agrees with the reference
     assert report["free_rankings_tau"]["params"] >= 0.3
-    assert "rankings that cost nothing" in run_cli(*[a for a in args if a != "--json"]).stdout  # resumes
+    assert "rankings that cost nothing params" in run_cli(*[a for a in args if a != "--json"]).stdout  # resumes
     assert report["kendall_tau"] >= 2 / 3 and report["top_third_overlap"] == 1.0
     runs = pd.read_csv(tmp_path / "out" / "proxy_check" / "runs.csv")
     assert len(runs) == 4 * 2 + 4 and set(runs.role) == {"proxy", "reference"}
@@ -184,28 +184,25 @@ def test_kendall_taus_equal_scipys_tau_b_with_ties() -> None:
         assert ours[i] == pytest.approx(kendalltau(x[i], y[i]).statistic, abs=1e-12)
 
 
-def test_tau_ceiling_and_interval_match_simulated_checks() -> None:
+def test_tau_interval_covers_the_population_tau_of_simulated_checks() -> None:
     """Simulated checks of 12 genomes: true accuracies spread 1.6 points, a reference of two seeds
-    with 1.5 points of run noise, and a proxy that sees the truth. Its mean tau against the
-    reference is the stated ceiling (within 0.05), and the 90% bootstrap interval of each check's
-    tau holds the population tau of the proxy against the reference in at least 80% of checks."""
+    with 1.5 points of run noise, and a proxy that sees the truth. The 90% bootstrap interval of each
+    check's tau holds the population tau of the proxy against the reference in at least 80% of
+    checks, and intervals narrow with more genomes."""
     import numpy as np
 
     from search.fidelity import fidelity
     rng = np.random.default_rng(1)
-    taus, ceilings, covered = [], [], 0
-    for _ in range(300):
-        true = rng.normal(88, 1.6, 12)
-        reference = true[:, None] + rng.normal(0, 1.5, (12, 2))
-        report = fidelity(true[:, None], reference)
-        taus.append(report["kendall_tau"])
-        ceilings.append(report["reference_tau_ceiling"])
-        low, high = report["kendall_tau_interval"]
-        covered += low <= 2 / np.pi * np.arcsin(np.sqrt(1.6 ** 2 / (1.6 ** 2 + 1.5 ** 2 / 2))) <= high
-    assert np.mean(ceilings) == pytest.approx(np.mean(taus), abs=0.05)
-    assert covered / 300 >= 0.8
-    one_seed = fidelity(rng.normal(0, 1, (12, 1)), rng.normal(0, 1, (12, 1)))
-    assert one_seed["reference_tau_ceiling"] is None
+    population = 2 / np.pi * np.arcsin(np.sqrt(1.6 ** 2 / (1.6 ** 2 + 1.5 ** 2 / 2)))
+    covered, widths = 0, {12: [], 48: []}
+    for i in range(300):
+        n = 48 if i % 10 == 0 else 12
+        true = rng.normal(88, 1.6, n)
+        low, high = fidelity(true[:, None], true[:, None] + rng.normal(0, 1.5, (n, 2)))["kendall_tau_interval"]
+        widths[n].append(high - low)
+        covered += n == 12 and low <= population <= high
+    assert covered / 270 >= 0.8
+    assert np.mean(widths[48]) < 0.6 * np.mean(widths[12])
 
 
 def test_verify_max_genomes_keeps_the_fronts_ends_and_spreads_the_rest() -> None:
