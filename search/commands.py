@@ -8,6 +8,7 @@ from pathlib import Path
 
 from space.basics.atomic import atomic_path
 from space.basics.errors import UsageError
+from space.search_space import GENOME_SAMPLINGS
 
 DEMO_CONFIG = "configs/search/demo.yaml"
 EXPORT_FORMATS = ("MINDIR", "ONNX")
@@ -81,9 +82,9 @@ def add_check_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
                         "recipe trained verify.epochs_factor times longer)")
     parser.add_argument("--reference-seeds", type=int, default=1, help="reference trainings per genome (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled genomes (default 0)")
-    parser.add_argument("--sampling", default="uniform", help="how genomes are sampled: uniform (random "
+    parser.add_argument("--sampling", default=GENOME_SAMPLINGS[0], help="how genomes are drawn: uniform (random "
                         "genomes, all near the space's middle size) or spread (graded from the smallest genome "
-                        "of the space to the largest) (default uniform)")
+                        f"of the space to the largest) (default {GENOME_SAMPLINGS[0]})")
     parser.add_argument("--out", help=f"output folder (default OUT/{folder} of the config)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -21,7 +21,7 @@ import pandas as pd
 from space import Genome
 from space.cost import network_cost
 from space.basics.errors import UsageError
-from space.search_space import SearchSpace
+from space.search_space import GENOME_SAMPLINGS, SearchSpace
 
 from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
@@ -35,16 +35,16 @@ MIN_GENOMES = 3
 CHECK_FOLDER = "proxy_check"
 RUNS_NAME = "runs.csv"
 MAX_SAMPLING_TRIES = 1000
-SAMPLINGS = ("uniform", "spread")
 
 
-def sampled_genomes(space: SearchSpace, n: int, seed: int, sampling: str = "uniform") -> list[Genome]:
+def sampled_genomes(space: SearchSpace, n: int, seed: int,
+                    sampling: str = GENOME_SAMPLINGS[0]) -> list[Genome]:
     """The space's skeleton (MixNet-S for the default space) and ``n - 1`` other distinct genomes:
     uniformly random (``uniform``), or graded from the space's smallest genome to its largest
     (``spread``: levels 0 to 1 of ``SearchSpace.graded_genome``), the range of sizes a search's
     front spans, where uniform genomes all sit near the middle."""
-    if sampling not in SAMPLINGS:
-        raise UsageError(f"--sampling {sampling} - must be one of {', '.join(SAMPLINGS)}")
+    if sampling not in GENOME_SAMPLINGS:
+        raise UsageError(f"--sampling {sampling} - must be one of {', '.join(GENOME_SAMPLINGS)}")
     rng = random.Random(seed)
     genomes = {space.skeleton.key(): space.skeleton}
     for slot in range(n - 1):
@@ -90,7 +90,7 @@ def plan_runs(genomes: list[Genome], proxy_recipe: Any, reference: Any, seeds: i
 
 
 def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference: "str | None" = None,
-                reference_seeds: int = 1, seed: int = 0, sampling: str = "uniform",
+                reference_seeds: int = 1, seed: int = 0, sampling: str = GENOME_SAMPLINGS[0],
                 explicit: "list[Genome] | None" = None,
                 out: "Path | None" = None, progress: bool = True,
                 train_fn: "Callable[..., Any] | None" = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ FIELDS = ("kernel_sizes", "expand_ratio", "expand_groups", "project_groups", "se
 SHORT = {"kernel_sizes": "k", "expand_ratio": "e", "expand_groups": "a", "project_groups": "p",
          "se_ratio": "se"}
 SPACE_KEYS = ("skeleton", "choices", "layers", "name")
+GENOME_SAMPLINGS = ("uniform", "spread")   # how fidelity checks draw genomes; the first is the default
 
 
 def size_rank(field: str, choice: Any) -> tuple:

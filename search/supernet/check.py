@@ -19,7 +19,7 @@ import numpy as np
 from mixnet.supernet import SupernetSpec
 from space.basics.atomic import check_output, write_atomic
 from space.basics.errors import UsageError
-from space.search_space import SearchSpace
+from space.search_space import GENOME_SAMPLINGS, SearchSpace
 
 from ..accuracy_runs import Run, RunLog, score_matrix, train_runs
 from ..config import SearchConfig
@@ -47,7 +47,8 @@ def seeded_supernet(cfg: SearchConfig, index: int) -> SearchConfig:
 
 
 def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, reference: "str | None" = None,
-                   reference_seeds: int = 1, seed: int = 0, sampling: str = "uniform", out: "Path | None" = None, progress: bool = True,
+                   reference_seeds: int = 1, seed: int = 0, sampling: str = GENOME_SAMPLINGS[0],
+                   out: "Path | None" = None, progress: bool = True,
                    train_fn: "Callable[..., Any] | None" = None) -> dict[str, Any]:
     """Train (or resume) ``supernets`` supernets and the reference runs, score, write and return the report.
 
