@@ -170,8 +170,9 @@ def plot_check(table: pd.DataFrame, report: dict[str, Any], path: Path, name: st
     for index, x, y in zip(table.genome_index, table.reference_mean, means):
         ax.annotate(str(index), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
     seed_tau = report["proxy"]["seed_tau"]
-    ax.set_title(f"{name} vs reference: Kendall tau {report['kendall_tau']:.2f}, seed-to-seed tau "
-                 + ("n/a" if seed_tau is None else f"{seed_tau:.2f}"), fontsize=10)
+    low, high = report["kendall_tau_interval"]
+    ax.set_title(f"{name} vs reference: Kendall tau {report['kendall_tau']:.2f} (90%: {low:.2f} to {high:.2f}), "
+                 "seed-to-seed tau " + ("n/a" if seed_tau is None else f"{seed_tau:.2f}"), fontsize=10)
     ax.set_xlabel(f"reference top-1 (%), {report['reference_epochs']} epochs x {report['reference_seeds']} seed(s)")
     ax.set_ylabel(scored or f"proxy top-1 (%), {report['proxy_epochs']} epochs x {report['proxy_seeds']} seed(s)")
     finish_plot(fig, ax, path)
