@@ -3,8 +3,8 @@
 ``fair`` is FairNAS's strict fairness, per consecutive steps: each layer's choices come in a fresh
 random order every ``len(choices)`` steps, so over that many steps every choice of every layer is
 trained exactly once. ``sandwich`` (BigNAS) makes the first of every four steps the widest and the
-second the narrowest expansion everywhere; the other two steps follow the rule. Choices depend only on the seed and
-the step, so a resumed run trains the same genomes.
+second the narrowest expansion everywhere; the other two steps follow the rule. Choices depend only
+on the seed and the step, so a resumed run trains the same genomes.
 """
 
 from __future__ import annotations
