@@ -83,12 +83,19 @@ def run_noise(scores: np.ndarray) -> "float | None":
     return float(math.sqrt(np.mean(np.var(scores, axis=1, ddof=1))))
 
 
+def paired_noise(scores: np.ndarray) -> "float | None":
+    """``run_noise`` once each seed's shift over all genomes is taken out (columns centred): the noise of one
+    run that a comparison of two genomes at the same seed (or in the same supernet) sees, per genome."""
+    return run_noise(scores - scores.mean(axis=0, keepdims=True)) if scores.shape[0] > 1 else None
+
+
 def noise_report(scores: np.ndarray) -> dict[str, "float | None"]:
-    """Seed agreement, run noise, spread between genomes of the seed mean, and their ratio (points)."""
+    """Seed agreement, run noise (plain and paired), spread between genomes of the seed mean, and the
+    ratio of spread to run noise (points)."""
     noise = run_noise(scores)
     spread = float(np.std(scores.mean(axis=1), ddof=1)) if scores.shape[0] > 1 else None
-    return {"seed_tau": seed_agreement(scores), "run_noise_sd": noise, "genome_spread_sd": spread,
-            "spread_to_noise": spread / noise if noise and spread is not None else None}
+    return {"seed_tau": seed_agreement(scores), "run_noise_sd": noise, "paired_noise_sd": paired_noise(scores),
+            "genome_spread_sd": spread, "spread_to_noise": spread / noise if noise and spread is not None else None}
 
 
 def fidelity(proxy: np.ndarray, reference: np.ndarray) -> dict[str, "float | None"]:

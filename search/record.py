@@ -42,7 +42,7 @@ class TrialRecord:
     accuracy_seeds: Optional[list] = None
     proxy_seeds: Optional[list] = None
     holdout_images: Optional[int] = None
-    noise_sd: Optional[float] = None         # the stated one-run training noise (proxy.noise_sd), a fraction
+    noise_sd: Optional[float] = None         # the stated one-run noise (proxy.noise_sd or supernet.noise_sd), a fraction
     train_seconds: Optional[float] = None
     score_seconds: Optional[float] = None   # scoring with the supernet's weights
     images_per_second: Optional[float] = None

@@ -196,9 +196,13 @@ def verdict_line(verdicts: dict[str, list[int]], noise_known: bool, supernet: bo
         return ", ".join(map(str, numbers)) if numbers else "none"
     line = (f"against MixNet-S (beyond {BEYOND_NOISE_Z:g} s.e.): more accurate: trials {trials(verdicts['better'])}; "
             f"less accurate: {trials(verdicts['worse'])}; indistinguishable: {trials(verdicts['indistinguishable'])}")
-    if supernet:
+    if supernet and noise_known:
+        line += ("\n  (supernet scores: the errors hold the held-out sampling error and supernet.noise_sd, not the "
+                 "supernet's bias between genomes - 'search.py verify' retrains the front)")
+    elif supernet:
         line += ("\n  (supernet scores: the errors hold only the held-out sampling error, not the supernet's training "
-                 "noise - measure it with 'search.py supernet check'; 'search.py verify' retrains the front)")
+                 "noise - measure it with 'search.py supernet check' and set supernet.noise_sd; 'search.py verify' "
+                 "retrains the front)")
     elif not noise_known:
         line += ("\n  (one proxy seed per genome and no proxy.noise_sd: the errors hold only the held-out "
                  "sampling error, not the training noise - measure it with 'search.py proxy check', or set "

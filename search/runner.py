@@ -152,7 +152,7 @@ def accuracy_source(run: SearchRun) -> "Callable | None":
         return None
     from .supernet.scoring import SupernetAccuracy, scorer_for
     from .supernet.training import supernet_recipe
-    return SupernetAccuracy(scorer_for(run.cfg, run.proxy, supernet_recipe(run.cfg)))
+    return SupernetAccuracy(scorer_for(run.cfg, run.proxy, supernet_recipe(run.cfg)), run.cfg.supernet.noise_fraction)
 
 
 def _worker_process(run: SearchRun, rank: int, errors: Any) -> None:

@@ -52,6 +52,18 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_noise_sd(value: Any, what: str, check: str) -> None:
+    """Raise a UsageError unless ``value`` is null or a run noise in top-1 points, as ``check`` reports it."""
+    if value is not None and (not is_number(value) or not 0 <= value < 100):
+        raise UsageError(f"{what} {value!r} - must be null or one run's sd in top-1 points, as 'search.py {check}' "
+                         "reports it")
+
+
+def noise_fraction(points: "float | None") -> "float | None":
+    """A stated run noise in points as a fraction of images (None when not stated)."""
+    return None if points is None else points / 100.0
+
+
 @dataclass(frozen=True)
 class DataSection:
     """Where the proxy's images come from and how they are split into train and held-out images."""
@@ -98,16 +110,13 @@ class ProxySection:
         """The ``proxy`` section, checked (the recipe itself is checked when it is read)."""
         check_text(doc["config"], f"{source}: proxy.config")
         check_int(doc["seeds"], f"{source}: proxy.seeds", 1)
-        noise = doc["noise_sd"]
-        if noise is not None and (not is_number(noise) or not 0 <= noise < 100):
-            raise UsageError(f"{source}: proxy.noise_sd {noise!r} - must be null or one run's sd in top-1 "
-                             "points, as 'search.py proxy check' reports it")
+        check_noise_sd(doc["noise_sd"], f"{source}: proxy.noise_sd", "proxy check")
         return cls(**doc)
 
     @property
     def noise_fraction(self) -> float | None:
         """The stated run noise as a fraction of images (None when not stated)."""
-        return None if self.noise_sd is None else self.noise_sd / 100.0
+        return noise_fraction(self.noise_sd)
 
 
 @dataclass(frozen=True)
@@ -196,8 +205,9 @@ class AccuracySection:
 @dataclass(frozen=True)
 class SupernetSection:
     """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,
-    how many training batches recalibrate BatchNorm before a genome is scored, and on how many of the
-    held-out images (``score_images``; None: all)."""
+    how many training batches recalibrate BatchNorm before a genome is scored, on how many of the
+    held-out images (``score_images``; None: all), and the stated noise of one supernet's scores
+    (``noise_sd``: the paired run noise that ``supernet check`` reports, in points)."""
 
     dir: Path
     overrides: dict
@@ -205,6 +215,7 @@ class SupernetSection:
     sandwich: bool
     calibration_batches: int
     score_images: int | None
+    noise_sd: float | None
 
     @classmethod
     def build(cls, doc: dict[str, Any], out_dir: Path, source: str) -> "SupernetSection":
@@ -216,9 +227,15 @@ class SupernetSection:
         check_int(doc["calibration_batches"], f"{source}: supernet.calibration_batches", 1)
         if doc["score_images"] is not None:
             check_int(doc["score_images"], f"{source}: supernet.score_images", 1)
+        check_noise_sd(doc["noise_sd"], f"{source}: supernet.noise_sd", "supernet check")
         return cls(dir=Path(doc["dir"]) if doc["dir"] else out_dir / "supernet", overrides=dict(doc["overrides"]),
                    sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"],
-                   score_images=doc["score_images"])
+                   score_images=doc["score_images"], noise_sd=doc["noise_sd"])
+
+    @property
+    def noise_fraction(self) -> float | None:
+        """The stated noise of a supernet's score as a fraction of images (None when not stated)."""
+        return noise_fraction(self.noise_sd)
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,25 @@ def test_standard_errors_match_simulated_runs() -> None:
     assert np.mean(stated_diff) == pytest.approx(np.std(diffs), rel=0.15)
 
 
+def test_paired_noise_leaves_out_each_runs_shift_and_states_the_paired_error() -> None:
+    """Simulated supernets: each scores every genome shifted by its own offset (sd 5 points) plus 2 points
+    of noise per genome. The plain run noise takes the shift in; the paired noise recovers the 2 points,
+    and stated as one run's noise it gives the paired difference of two genomes in one supernet the error
+    their simulated differences show."""
+    import numpy as np
+
+    from search.fidelity import paired_difference, paired_noise, run_noise
+    rng = np.random.default_rng(3)
+    truth = rng.normal(70, 4, 40)
+    scores = truth[:, None] + rng.normal(0, 5, (1, 400)) + rng.normal(0, 2, (40, 400))
+    assert run_noise(scores) > 4
+    assert paired_noise(scores) == pytest.approx(2.0, rel=0.05)
+    one = [paired_noise(scores[:12, i:i + 2]) for i in range(0, 400, 2)]   # what a check of 12 genomes x 2 states
+    assert np.median(one) == pytest.approx(2.0, rel=0.15)
+    stated = paired_difference([0.7], [0.7], 10 ** 12, paired_noise(scores) / 100)[1] * 100
+    assert stated == pytest.approx(np.std(scores[1] - scores[0]), rel=0.1)
+
+
 def test_kendall_taus_equal_scipys_tau_b_with_ties() -> None:
     import numpy as np
     from scipy.stats import kendalltau

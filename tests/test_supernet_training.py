@@ -118,6 +118,18 @@ def test_a_search_scores_its_trials_with_the_supernet(trained: tuple, tmp_path: 
     for row in done.itertuples():
         assert scorer.score(parse_genome(row.genome)) == row.accuracy
 
+    doc = yaml.safe_load(Path(cfg.source).read_text())   # the same supernet, its noise stated
+    doc.update(out=str(tmp_path / "noisy"), supernet={**doc["supernet"], "dir": str(cfg.supernet.dir), "noise_sd": 3.0})
+    (tmp_path / "noisy.yaml").write_text(yaml.safe_dump(doc))
+    proc = run_cli("run", "--config", str(tmp_path / "noisy.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "the held-out sampling error and supernet.noise_sd" in proc.stdout
+    noisy = pd.read_csv(tmp_path / "noisy" / "trials.csv")
+    noisy = noisy[noisy.state == "COMPLETE"]
+    assert set(noisy.noise_sd) == {0.03}
+    binomial = (noisy.accuracy * (1 - noisy.accuracy) / noisy.holdout_images) ** 0.5
+    assert ((noisy.accuracy_se - (binomial ** 2 + 0.03 ** 2) ** 0.5).abs() < 1e-5).all()
+
 
 def test_supernet_check_reports_agreement_between_supernets_and_with_the_reference(trained: tuple) -> None:
     config, cfg, _ = trained
@@ -128,6 +140,7 @@ def test_supernet_check_reports_agreement_between_supernets_and_with_the_referen
     report = json.loads(proc.stdout)
     assert report["genomes"] == 3 and report["supernets"] == 2 and report["reference_seeds"] == 1
     assert report["sampling"] == "spread" and set(report["free_rankings_tau"]) == {"params", "madds"}
+    assert 0 <= report["supernet"]["paired_noise_sd"] <= report["supernet"]["run_noise_sd"] + 1e-9
     genomes = pd.read_csv(cfg.out_dir / "supernet_check" / "genomes.csv")
     assert genomes.madds.iloc[1] < genomes.madds.iloc[2]   # the space's smallest genome, then its largest
     assert -1 <= report["kendall_tau"] <= 1 and -1 <= report["supernet"]["seed_tau"] <= 1

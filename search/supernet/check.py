@@ -115,6 +115,9 @@ def describe(report: dict[str, Any]) -> str:
              f" reference: mean top-1 {report['reference_mean_top1']:.1f}%  spread between genomes "
              f"{num(r['genome_spread_sd'], '.1f')} points sd",
              *agreement_lines(report, "supernet"),
+             *([] if s["paired_noise_sd"] is None else
+               [f"a search with one of these supernets shows its noise in its error bars with supernet.noise_sd: "
+                f"{s['paired_noise_sd']:.2f} (one supernet's score of a genome, its shift over all genomes taken out)"]),
              f"time: {report['seconds_per_genome']:.2f} s per scored genome; supernet training "
              + ", ".join(f"{t:.0f} s" for t in report["supernet_train_seconds"])
              + f"; {report['seconds_per_reference_run']:.0f} s per reference run",

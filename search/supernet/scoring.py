@@ -156,21 +156,24 @@ def scorer_for(cfg: SearchConfig, proxy: ProxyData, recipe: Any) -> SupernetScor
 
 
 class SupernetAccuracy:
-    """A search's accuracy source scoring each trial's genome with the supernet's weights."""
+    """A search's accuracy source scoring each trial's genome with the supernet's weights; ``noise`` is the
+    stated noise of one supernet's score (a fraction; None when not stated: then errors are binomial only)."""
 
-    def __init__(self, scorer: SupernetScorer) -> None:
-        self.scorer = scorer
+    def __init__(self, scorer: SupernetScorer, noise: "float | None" = None) -> None:
+        self.scorer, self.noise = scorer, noise
 
     def __call__(self, trial: Any, genome: Genome, ev: Any) -> float:
-        """Held-out top-1 of the deployed ``genome``'s supernet sub-network, stored with its binomial s.e."""
-        from ..fidelity import binomial_se
+        """Held-out top-1 of the deployed ``genome``'s supernet sub-network, stored with its standard error
+        (binomial, and the supernet's stated noise)."""
+        from ..fidelity import accuracy_se, binomial_se
         from ..record import store
         store(trial, stage="scoring")
         started = time.perf_counter()
         top1 = self.scorer.score(genome)
         n = len(self.scorer.images.labels)
-        se = round(binomial_se(top1, n), 6)
-        store(trial, accuracy_source="supernet", holdout_images=n, accuracy_se=se, accuracy_se_binomial=se,
+        store(trial, accuracy_source="supernet", holdout_images=n, noise_sd=self.noise,
+              accuracy_se=round(accuracy_se([top1], n, self.noise), 6),
+              accuracy_se_binomial=round(binomial_se(top1, n), 6),
               train_seconds=0.0, score_seconds=round(time.perf_counter() - started, 3))
         return top1
 
