@@ -206,8 +206,9 @@ class AccuracySection:
 class SupernetSection:
     """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,
     how many training batches recalibrate BatchNorm before a genome is scored, on how many of the
-    held-out images (``score_images``; None: all), and the stated noise of one supernet's scores
-    (``noise_sd``: the paired run noise that ``supernet check`` reports, in points)."""
+    held-out images (``score_images``; None: all), the stated noise of one supernet's scores
+    (``noise_sd``: the paired run noise that ``supernet check`` reports, in points) and whether
+    expansion 1 has weights of its own (``expansion_one``: own or shared)."""
 
     dir: Path
     overrides: dict
@@ -216,13 +217,17 @@ class SupernetSection:
     calibration_batches: int
     score_images: int | None
     noise_sd: float | None
+    expansion_one: str
 
     @classmethod
     def build(cls, doc: dict[str, Any], out_dir: Path, source: str) -> "SupernetSection":
         """The ``supernet`` section, checked (its folder defaults to ``out/supernet``)."""
+        from mixnet.supernet.choices import EXPANSION_ONE
+
         from .supernet.sampling import RULES
         check_text(doc["dir"], f"{source}: supernet.dir", nullable=True)
         check_choice(doc["sampling"], RULES, f"{source}: supernet.sampling")
+        check_choice(doc["expansion_one"], EXPANSION_ONE, f"{source}: supernet.expansion_one")
         check_bool(doc["sandwich"], f"{source}: supernet.sandwich")
         check_int(doc["calibration_batches"], f"{source}: supernet.calibration_batches", 1)
         if doc["score_images"] is not None:
@@ -230,7 +235,7 @@ class SupernetSection:
         check_noise_sd(doc["noise_sd"], f"{source}: supernet.noise_sd", "supernet check")
         return cls(dir=Path(doc["dir"]) if doc["dir"] else out_dir / "supernet", overrides=dict(doc["overrides"]),
                    sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"],
-                   score_images=doc["score_images"], noise_sd=doc["noise_sd"])
+                   score_images=doc["score_images"], noise_sd=doc["noise_sd"], expansion_one=doc["expansion_one"])
 
     @property
     def noise_fraction(self) -> float | None:

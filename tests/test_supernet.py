@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import mindspore as ms
 import numpy as np
@@ -55,9 +56,11 @@ def genomes(space: SearchSpace) -> list:
     return [space.skeleton, smallest, largest] + [space.random_genome(rng) for _ in range(2)]
 
 
-def test_an_extracted_network_equals_the_supernets_choice(space: SearchSpace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("expansion_one", ["own", "shared"])
+def test_an_extracted_network_equals_the_supernets_choice(space: SearchSpace, tmp_path: Path,
+                                                          expansion_one: str) -> None:
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    net = Supernet(SupernetSpec.of(space))
+    net = Supernet(SupernetSpec.of(space, expansion_one=expansion_one))
     randomize(net, 0)
     net.set_train(False)
     x = ms.Tensor(np.random.default_rng(1).normal(size=(2, 3, 32, 32)).astype(np.float32))
@@ -103,6 +106,35 @@ def test_a_genome_outside_the_space_or_a_space_it_cannot_share_is_refused(space:
     grouped = dict(SPACE, choices=dict(SPACE["choices"], expand_groups=[1, 2]))
     with pytest.raises(UsageError, match="chooses expand_groups"):
         SupernetSpec.of(SearchSpace.from_dict(grouped))
+    with pytest.raises(UsageError, match="expansion_one 'separate' - allowed: own, shared"):
+        SupernetSpec.of(space, expansion_one="separate")
+
+
+def test_expansion_one_held_on_its_own_shares_no_weight_with_wider_expansions(space: SearchSpace) -> None:
+    """With ``own`` (the default), changing the depthwise weights of the widest expansion leaves the
+    all-expansion-1 genome's logits unchanged and changing expansion 1's own weights leaves the
+    all-expansion-6 genome's unchanged; with ``shared`` the widest expansion's channels serve both."""
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    x = ms.Tensor(np.random.default_rng(4).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    dims = space.dimensions
+    narrow = space.decode({d.name: 1 if d.field == "expand_ratio" else d.choices[-1] for d in dims})
+    wide = space.decode({d.name: 6 if d.field == "expand_ratio" else d.choices[-1] for d in dims})
+
+    def unchanged(expansion_one: str, genome: Any, changed: str) -> bool:
+        net = Supernet(SupernetSpec.of(space, expansion_one=expansion_one))
+        randomize(net, 7)
+        net.set_train(False)
+        net.select(genome)
+        before = net(x).asnumpy()
+        for p in net.get_parameters():
+            own = ".own_identity." in p.name
+            if p.name.endswith("depthwise.weight") and own == (changed == "own"):
+                p.set_data(ms.Tensor(p.asnumpy() * 2 + 0.1))
+        return np.array_equal(net(x).asnumpy(), before)
+
+    assert unchanged("own", narrow, "widest") and unchanged("own", wide, "own")
+    assert not unchanged("own", narrow, "own") and not unchanged("own", wide, "widest")
+    assert not unchanged("shared", narrow, "widest")
 
 
 def test_the_kernels_compute_what_mindspores_operators_compute(space: SearchSpace) -> None:

@@ -100,6 +100,12 @@ def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(doc))
     assert_user_error(run_cli("supernet", "extract", skeleton, "--config", str(tmp_path / "other.yaml"), "--out",
                               str(out)), "was trained for space 'tiny'")
+    doc = yaml.safe_load(config.read_text())
+    doc["supernet"] = {**doc["supernet"], "dir": str(cfg.supernet.dir), "expansion_one": "shared"}
+    (tmp_path / "shared.yaml").write_text(yaml.safe_dump(doc))
+    for command in (["extract", skeleton, "--out", str(out)], ["train"]):
+        assert_user_error(run_cli("supernet", *command[:2], "--config", str(tmp_path / "shared.yaml"), *command[2:]),
+                          "trained with expansion_one 'own'", "supernet.expansion_one: own")
 
 
 def test_a_search_scores_its_trials_with_the_supernet(trained: tuple, tmp_path: Path,

@@ -4,8 +4,10 @@ A supernet layer holds the widest expansion of its menu and, for every depthwise
 of the largest size in its menu. A genome's layer with expansion ``e`` uses the first channels of
 each 1x1 group of the widest expansion (so its grouped 1x1 convs are slices of the supernet's);
 its kernel-size groups split those channels as MixConv does, and a channel of size ``k`` uses the
-centred ``k x k`` taps of its kernel. Expansion 1 (no expansion conv) feeds the block's input to
-the same channel positions. Nothing here needs MindSpore.
+centred ``k x k`` taps of its kernel. Expansion 1 (no expansion conv: MixNet's depthwise-separable
+block) has weights of its own where the menu also offers a wider expansion (``own``, the default:
+its depthwise, SE and projection see the block's input, not expanded features), or (``shared``) feeds
+the block's input to the first channels of the widest expansion. Nothing here needs MindSpore.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from space.rounding import split_channels
 from space.search_space import FIELDS, SearchSpace, gene_value
 
 SHARED_FIELDS = ("kernel_sizes", "expand_ratio")
+EXPANSION_ONE = ("own", "shared")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LayerChoice:
     channels: np.ndarray
     kernels: tuple[int, ...]
     identity: bool
+    input_kernels: tuple[int, ...] = ()
 
     def channel_mask(self, total: int) -> np.ndarray:
         """1 for a used channel of the ``total`` held, else 0 (float32, shape ``(1, total, 1, 1)``)."""
@@ -61,6 +65,12 @@ class LayerChoice:
         sizes = np.ones(total, np.int64)
         sizes[self.channels] = self.kernels
         return sizes.tolist()
+
+    def on_input(self) -> "LayerChoice":
+        """The choice of a block with expansion 1 held on its own: every input channel, the genome's kernel
+        groups split over them."""
+        return LayerChoice(channels=np.arange(len(self.input_kernels)), kernels=self.input_kernels, identity=True,
+                           input_kernels=self.input_kernels)
 
     def kernel_mask(self, total: int, max_kernel: int) -> np.ndarray:
         """1 for the centred ``k x k`` taps of each channel's kernel (``channel_kernels``), else 0
@@ -89,20 +99,29 @@ def channel_groups(layer: LayerSpec, where: str) -> int:
 
 @dataclass(frozen=True)
 class SupernetSpec:
-    """The supernet of a search space for networks trained at ``width`` on ``num_classes`` classes."""
+    """The supernet of a search space for networks trained at ``width`` on ``num_classes`` classes, holding
+    expansion 1 with weights of its own or shared (``expansion_one``, one of ``EXPANSION_ONE``)."""
 
     space: SearchSpace
     width: float
     num_classes: int
     layers: tuple[SuperLayer, ...]
+    expansion_one: str = EXPANSION_ONE[0]
 
     @classmethod
-    def of(cls, space: SearchSpace, width: "float | None" = None, num_classes: "int | None" = None) -> "SupernetSpec":
+    def of(cls, space: SearchSpace, width: "float | None" = None, num_classes: "int | None" = None,
+           expansion_one: str = EXPANSION_ONE[0]) -> "SupernetSpec":
         """The supernet of ``space`` (width and classes default to the skeleton's); UsageError for a menu
-        over anything but kernel sizes and expansion ratios."""
+        over anything but kernel sizes and expansion ratios, or an unknown ``expansion_one``."""
+        if expansion_one not in EXPANSION_ONE:
+            raise UsageError(f"supernet expansion_one '{expansion_one}' - allowed: {', '.join(EXPANSION_ONE)}")
         width = space.skeleton.width if width is None else width
         num_classes = space.skeleton.num_classes if num_classes is None else num_classes
-        return cls(space, width, num_classes, tuple(_supernet_layers(space, width)))
+        return cls(space, width, num_classes, tuple(_supernet_layers(space, width)), expansion_one)
+
+    def own_identity(self, held: SuperLayer) -> bool:
+        """Whether ``held`` keeps expansion 1 in weights of its own (its menu also has a wider expansion)."""
+        return self.expansion_one == "own" and held.has_identity and held.has_expansion
 
     @property
     def skeleton(self) -> Genome:
@@ -122,10 +141,16 @@ class SupernetSpec:
         out = []
         for held, layer in zip(self.layers, self.trained(genome).layers()):
             used = first_of_each_group(layer.mid_channels, held.channels, held.groups)
-            splits = split_channels(layer.mid_channels, len(layer.kernel_sizes))
-            kernels = tuple(k for k, n in zip(layer.kernel_sizes, splits) for _ in range(n))
-            out.append(LayerChoice(channels=used, kernels=kernels, identity=layer.expand_ratio == 1))
+            out.append(LayerChoice(channels=used, kernels=per_channel(layer.kernel_sizes, layer.mid_channels),
+                                   identity=layer.expand_ratio == 1,
+                                   input_kernels=per_channel(layer.kernel_sizes, layer.in_channels)))
         return out
+
+
+def per_channel(kernel_sizes: tuple[int, ...], channels: int) -> tuple[int, ...]:
+    """The kernel size of each of ``channels`` channels split into ``kernel_sizes`` groups as MixConv splits them."""
+    splits = split_channels(channels, len(kernel_sizes))
+    return tuple(k for k, n in zip(kernel_sizes, splits) for _ in range(n))
 
 
 def _supernet_layers(space: SearchSpace, width: float) -> list[SuperLayer]:

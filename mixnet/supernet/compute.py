@@ -9,6 +9,8 @@ activation as the stand-alone ``kernels`` network does: BatchNorm + activation o
 training, and at inference on planes from ``POINTWISE_MIN_POSITIONS`` positions up expansion,
 depthwise and SE + projection as three calls. The direct convolution computes only the centre of a
 kernel that meets data (on a 1 x 1 plane, the centre tap), and ``Masked`` crops its kernels likewise.
+Where expansion 1 has weights of its own, that small block computes beside the widest expansion and
+the choice's switch picks one of the two outputs.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from ..mixconv.kernels import POINTWISE_MIN_POSITIONS, BlockKernels, kernels_app
 
 
 def expansion(block: nn.Cell, x: Tensor, expanded: Tensor) -> Tensor:
-    """The depthwise stage's input: ``expanded``, or with expansion 1 chosen the block's input placed in
-    the used channel positions (the others keep the expansion's features, masked later)."""
-    if not block.has_identity:
+    """The depthwise stage's input: ``expanded``, or with expansion 1 chosen and shared the block's input
+    placed in the used channel positions (the others keep the expansion's features, masked later)."""
+    if not block.has_identity or block.own:
         return expanded
     placed = ops.conv2d(x, block.place) + (1 - block.mask) * expanded
     return block.identity * placed + (1 - block.identity) * expanded
@@ -37,6 +39,13 @@ def finish(block: nn.Cell, x: Tensor, out: Tensor) -> Tensor:
     if block.residual:
         return x + out
     return out
+
+
+def with_own_identity(block: nn.Cell, x: Tensor, out: Tensor, own: Tensor) -> Tensor:
+    """The block's output ``out`` (its widest expansion's), or with expansion 1 chosen the projection ``own``
+    of expansion 1's own weights (plus the input when residual): both compute, and the switch is a tensor,
+    so nothing recompiles."""
+    return block.identity * finish(block, x, own) + (1 - block.identity) * out
 
 
 def effective_kernel(kernel: int, height: int, width: int) -> int:
@@ -69,7 +78,10 @@ class Masked(Compute):
         h = block.act(block.depthwise_bn(masked_depthwise(block.depthwise, h))) * block.mask
         if block.has_se:
             h = block.se(h)
-        return finish(block, x, block.project_bn(block.project(h)))
+        out = finish(block, x, block.project_bn(block.project(h)))
+        if block.own:
+            return with_own_identity(block, x, out, block.own_identity(x))
+        return out
 
 
 class Direct(BlockKernels):
@@ -94,7 +106,20 @@ class Direct(BlockKernels):
         if block.has_se:
             h = block.se(h)
         out = train_batch_norm_act(self.bn_op, self.plain_bn_meta, block.project_bn, no_activation, block.project(h))
-        return finish(block, x, out)
+        return self.own_or(block, x, finish(block, x, out))
+
+    def own_or(self, block: nn.Cell, x: Tensor, out: Tensor) -> Tensor:
+        """``out``, or where expansion 1 has weights of its own, mixed with that block as the switch says (its
+        depthwise on the direct conv, BatchNorm with activation on one kernel call)."""
+        if not block.own:
+            return out
+        own = block.own_identity
+        h = self.conv_op(own.depthwise.meta, x, own.depthwise.weight)
+        h = train_batch_norm_act(self.bn_op, self.act_bn_meta, own.depthwise_bn, own.act, h)
+        if own.has_se:
+            h = own.se(h)
+        h = train_batch_norm_act(self.bn_op, self.plain_bn_meta, own.project_bn, no_activation, own.project(h))
+        return with_own_identity(block, x, out, h)
 
     def fused(self, block: nn.Cell, x: Tensor) -> Tensor:
         """Inference from ``POINTWISE_MIN_POSITIONS`` positions up: expansion, depthwise and SE + projection
@@ -109,7 +134,8 @@ class Direct(BlockKernels):
         extra = block.se.params() if self.se else ()
         if block.residual:
             extra = extra + (x,)
-        return self.project_op(self.project_meta, h, *block.project.weights(), *bn_params(block.project_bn), *extra)
+        out = self.project_op(self.project_meta, h, *block.project.weights(), *bn_params(block.project_bn), *extra)
+        return self.own_or(block, x, out)
 
     def __call__(self, block: nn.Cell, x: Tensor) -> Tensor:
         """The chosen block's output."""

@@ -41,34 +41,37 @@ def _group_indices(used: np.ndarray, held: int, groups: int) -> list[np.ndarray]
 
 
 def _copy_block(block: MixNetBlock, sup: SuperBlock, choice: LayerChoice) -> None:
-    """Fill one stand-alone block from its supernet block."""
-    cells, used = block.convs.cell_list, choice.channels
+    """Fill one stand-alone block from its supernet block (expansion 1 from its own weights where held so)."""
+    cells, used, source, held = block.convs.cell_list, choice.channels, sup, sup.held.channels
     if not choice.identity:
         expand = cells[0]
-        for target, source, rows in zip(expand.weights(), sup.expand.weights(),
-                                        _group_indices(used, sup.held.channels, expand.groups)):
-            _set(target, _value(source)[rows])
+        for target, source_weight, rows in zip(expand.weights(), sup.expand.weights(),
+                                               _group_indices(used, held, expand.groups)):
+            _set(target, _value(source_weight)[rows])
         _copy_bn(cells[1], sup.expand_bn, used)
+    elif sup.own:
+        source, used = sup.own_identity, np.arange(len(choice.input_kernels))
+        held = len(used)
     dw = cells[block.dw_index]
-    weight, big = _value(sup.depthwise.weight), sup.held.max_kernel
+    weight, big = _value(source.depthwise.weight), source.depthwise.max_kernel
     start = 0
     for target in dw.weights():
         count, k = target.shape[0], target.shape[2]
         edge = (big - k) // 2
         _set(target, weight[used[start:start + count], :, edge:edge + k, edge:edge + k])
         start += count
-    _copy_bn(cells[block.dw_index + 1], sup.depthwise_bn, used)
-    if sup.has_se:
-        se, sup_se = cells[block.dw_index + 3], sup.se
+    _copy_bn(cells[block.dw_index + 1], source.depthwise_bn, used)
+    if source.has_se:
+        se, sup_se = cells[block.dw_index + 3], source.se
         _set(se.conv_reduce.weight, _value(sup_se.conv_reduce.weight)[:, used])
         _set(se.conv_reduce.bias, _value(sup_se.conv_reduce.bias))
         _set(se.conv_expand.weight, _value(sup_se.conv_expand.weight)[used])
         _set(se.conv_expand.bias, _value(sup_se.conv_expand.bias)[used])
     project = cells[block.project_index]
-    for target, source, columns in zip(project.weights(), sup.project.weights(),
-                                       _group_indices(used, sup.held.channels, project.groups)):
-        _set(target, _value(source)[:, columns])
-    _copy_bn(cells[block.project_index + 1], sup.project_bn, slice(None))
+    for target, source_weight, columns in zip(project.weights(), source.project.weights(),
+                                              _group_indices(used, held, project.groups)):
+        _set(target, _value(source_weight)[:, columns])
+    _copy_bn(cells[block.project_index + 1], source.project_bn, slice(None))
 
 
 def extract(net: Supernet, genome: Genome) -> MixNet:

@@ -26,7 +26,7 @@ from ..mixconv import AUTO, implementation
 from ..mixconv.base import Implementation
 from ..network import BN_EPS, BN_MOMENTUM, HEAD_ACT
 from .choices import LayerChoice, SuperLayer, SupernetSpec
-from .compute import Direct, Masked
+from .compute import Direct, Masked, masked_depthwise
 
 
 def _choice(name: str, value: np.ndarray) -> Parameter:
@@ -54,23 +54,54 @@ class SuperDepthwise(nn.Cell):
         self.meta.set_data(kops.direct_meta(self.stride, choice.channel_kernels(self.channels), self.act, self.eps))
 
 
+class OwnIdentity(nn.Cell):
+    """A layer's block at expansion 1 (MixNet's depthwise-separable block) with weights of its own: ``depthwise``
+    over the block's input channels at the layer's largest kernel, ``depthwise_bn``, ``se``, ``project``,
+    ``project_bn``; it computes on MindSpore's operators (it is small next to the widest expansion)."""
+
+    def __init__(self, held: SuperLayer, impl: Implementation, bn_momentum: float, bn_eps: float) -> None:
+        super().__init__()
+        layer, channels = held.widest, held.widest.in_channels
+        self.act = impl.activation(layer.act)
+        self.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride, layer.act, bn_eps)
+        self.depthwise_bn = batch_norm(channels, bn_momentum, bn_eps)
+        self.has_se = bool(layer.se_channels)
+        if self.has_se:
+            self.se = SqueezeExcite(channels, layer.se_channels, layer.se_act, impl)
+        self.project = GroupedConv2d(channels, layer.out_channels, layer.project_groups, impl)
+        self.project_bn = batch_norm(layer.out_channels, bn_momentum, bn_eps)
+
+    def construct(self, x: Tensor) -> Tensor:
+        """The depthwise-separable block's projection of ``x`` (without the skip)."""
+        h = self.act(self.depthwise_bn(masked_depthwise(self.depthwise, x)))
+        if self.has_se:
+            h = self.se(h)
+        return self.project_bn(self.project(h))
+
+
 class SuperBlock(nn.Cell):
     """A MixNet block at its widest expansion and largest kernel; the current choice selects a genome's block.
 
     Cells: ``expand`` (grouped 1x1), ``expand_bn``, ``depthwise``, ``depthwise_bn``, ``se``, ``project``
-    (grouped 1x1), ``project_bn``, each present when the layer has it.
+    (grouped 1x1), ``project_bn``, each present when the layer has it, and ``own_identity`` (an
+    ``OwnIdentity``) where expansion 1 has weights of its own.
     """
 
-    def __init__(self, held: SuperLayer, impl: Implementation, bn_momentum: float, bn_eps: float) -> None:
+    def __init__(self, held: SuperLayer, impl: Implementation, bn_momentum: float, bn_eps: float,
+                 own_identity: bool = False) -> None:
         super().__init__()
         layer, channels = held.widest, held.channels
         self.has_expansion, self.has_identity = held.has_expansion, held.has_identity
+        self.own = own_identity
         if self.has_expansion:
             self.expand = GroupedConv2d(layer.in_channels, channels, layer.expand_groups, impl)
             self.expand_bn = batch_norm(channels, bn_momentum, bn_eps)
         if self.has_identity:
-            self.place = _choice("place", np.zeros((channels, layer.in_channels, 1, 1), np.float32))
             self.identity = _choice("identity", np.ones((), np.float32))
+            if own_identity:
+                self.own_identity = OwnIdentity(held, impl, bn_momentum, bn_eps)
+            else:
+                self.place = _choice("place", np.zeros((channels, layer.in_channels, 1, 1), np.float32))
         self.act = impl.activation(layer.act)
         self.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride, layer.act, bn_eps)
         self.depthwise_bn = batch_norm(channels, bn_momentum, bn_eps)
@@ -89,11 +120,14 @@ class SuperBlock(nn.Cell):
         self.mask.set_data(Tensor(choice.channel_mask(self.held.channels)))
         self.depthwise.select(choice)
         if self.has_identity:
+            self.identity.set_data(Tensor(np.float32(choice.identity)))
+            if self.own:
+                self.own_identity.depthwise.select(choice.on_input())
+                return
             place = np.zeros(self.place.shape, np.float32)
             if choice.identity:
                 place[choice.channels, np.arange(len(choice.channels)), 0, 0] = 1.0
             self.place.set_data(Tensor(place))
-            self.identity.set_data(Tensor(np.float32(choice.identity)))
 
     def construct(self, x: Tensor) -> Tensor:
         """The chosen block's output."""
@@ -113,7 +147,8 @@ class Supernet(nn.Cell):
         impl, skeleton = implementation(impl), spec.skeleton
         self.spec, self.impl = spec, impl
         self.stem_conv = ConvBnAct(3, skeleton.stem_out, 3, 2, "relu", bn_momentum, bn_eps, impl)
-        self.layers = nn.SequentialCell([SuperBlock(held, impl, bn_momentum, bn_eps) for held in spec.layers])
+        self.layers = nn.SequentialCell([SuperBlock(held, impl, bn_momentum, bn_eps, spec.own_identity(held))
+                                         for held in spec.layers])
         head = skeleton.head_channels
         self.head_conv = ConvBnAct(spec.layers[-1].widest.out_channels, head, 1, 1, HEAD_ACT, bn_momentum, bn_eps,
                                    impl)

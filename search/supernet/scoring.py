@@ -31,14 +31,16 @@ SPACE_FILE = "space.json"
 BEST = "best.ckpt"
 
 
-def write_space(space: SearchSpace, folder: Path) -> None:
-    """Record in a supernet's folder which space it holds (name, menus, fingerprint)."""
+def write_space(space: SearchSpace, folder: Path, expansion_one: str) -> None:
+    """Record in a supernet's folder which space it holds (name, menus, fingerprint) and how it holds
+    expansion 1."""
     from ..latency.lut import space_document
-    write_atomic(folder / SPACE_FILE, json.dumps(space_document(space), indent=1))
+    write_atomic(folder / SPACE_FILE, json.dumps({**space_document(space), "expansion_one": expansion_one}, indent=1))
 
 
-def check_space(space: SearchSpace, folder: Path) -> None:
-    """Raise UsageError unless the supernet in ``folder`` was trained for ``space``."""
+def check_space(space: SearchSpace, folder: Path, expansion_one: str) -> None:
+    """Raise UsageError unless the supernet in ``folder`` was trained for ``space``, holding expansion 1 as
+    ``expansion_one`` says (a folder that does not say was trained sharing it)."""
     from ..latency.lut import space_document
     path = folder / SPACE_FILE
     if not path.is_file():
@@ -47,13 +49,17 @@ def check_space(space: SearchSpace, folder: Path) -> None:
     if held.get("fingerprint") != wanted["fingerprint"]:
         raise UsageError(f"the supernet in '{folder}' was trained for space '{held.get('name')}' (fingerprint "
                          f"{held.get('fingerprint')}), not for '{wanted['name']}' ({wanted['fingerprint']})")
+    trained = held.get("expansion_one", "shared")
+    if trained != expansion_one:
+        raise UsageError(f"the supernet in '{folder}' was trained with expansion_one '{trained}', the config says "
+                         f"'{expansion_one}' - set supernet.expansion_one: {trained} or train a new supernet")
 
 
-def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData) -> Supernet:
+def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData, expansion_one: str) -> Supernet:
     """A supernet of ``space`` for the networks ``recipe`` trains on ``proxy`` (its width, classes and
-    MixConv implementation)."""
+    MixConv implementation), holding expansion 1 as ``expansion_one`` says."""
     width = recipe.width if recipe.width else space.skeleton.width
-    return Supernet(SupernetSpec.of(space, width, proxy.num_classes), impl=recipe.mixconv_impl)
+    return Supernet(SupernetSpec.of(space, width, proxy.num_classes, expansion_one), impl=recipe.mixconv_impl)
 
 
 def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyData | None" = None,
@@ -63,9 +69,9 @@ def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyDa
     from ..proxy_data import plan_proxy_data, proxy_data_of
     from .training import supernet_recipe
     space = SearchSpace.from_yaml(cfg.space)
-    check_space(space, cfg.supernet.dir)
+    check_space(space, cfg.supernet.dir, cfg.supernet.expansion_one)
     proxy = proxy or proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir)
-    net = supernet_of(space, recipe or supernet_recipe(cfg), proxy)
+    net = supernet_of(space, recipe or supernet_recipe(cfg), proxy, cfg.supernet.expansion_one)
     load_weights(net, ckpt or cfg.supernet.dir / BEST, ignore_prefixes=TRAINING_STATE_PREFIXES)
     return net
 
@@ -181,7 +187,7 @@ class SupernetAccuracy:
 def check_trained(cfg: SearchConfig, space: SearchSpace) -> None:
     """Raise UsageError, before any work, unless ``cfg``'s supernet was trained for ``space`` (and saved)."""
     try:
-        check_space(space, cfg.supernet.dir)
+        check_space(space, cfg.supernet.dir, cfg.supernet.expansion_one)
         if not (cfg.supernet.dir / BEST).is_file():
             raise UsageError(f"the supernet in '{cfg.supernet.dir}' has no {BEST} yet - finish 'search.py "
                              "supernet train'")
