@@ -106,7 +106,7 @@ def plot_verified(table: pd.DataFrame, path: Path) -> None:
     ax.errorbar(table.latency_ms, table.verified_top1, yerr=table.verified_sd.fillna(0).to_numpy(dtype=float),
                 fmt="o", c="tab:green", capsize=3, label="verified: reference recipe, mean +- sd")
     ax.scatter(table.latency_ms, table.proxy_top1, marker="o", facecolors="none", edgecolors="tab:blue",
-               label="search's proxy top-1")
+               label="the search's top-1 (proxy or supernet)")
     base = table[table.baseline]
     if not base.empty:
         ax.scatter(base.latency_ms, base.verified_top1, s=180, marker="*", c="tab:red", zorder=5, label="MixNet-S")
@@ -120,8 +120,9 @@ def plot_verified(table: pd.DataFrame, path: Path) -> None:
 
 
 def describe(table: pd.DataFrame) -> str:
-    """The verified table as text, with the proxy's rank agreement over these genomes."""
-    lines = [f"{'trial':>6} {'latency ms':>11} {'proxy top-1':>12} {'verified top-1':>16} "
+    """The verified table as text, with the search score's rank agreement over these genomes (a proxy's or a
+    supernet's top-1, as the trials were scored)."""
+    lines = [f"{'trial':>6} {'latency ms':>11} {'search top-1':>12} {'verified top-1':>16} "
              f"{'vs MixNet-S (points)':>22}  note"]
     for row in table.itertuples():
         sd = "" if pd.isna(row.verified_sd) else f" +- {row.verified_sd:.1f}"
@@ -131,5 +132,5 @@ def describe(table: pd.DataFrame) -> str:
                      f" {versus:>22}  {note.strip()}")
     if len(table) >= 3:
         tau = kendall_tau(list(table.proxy_top1), list(table.verified_top1))
-        lines.append(f"proxy vs verified over these {len(table)} genomes: Kendall tau {tau:.2f}")
+        lines.append(f"search score vs verified over these {len(table)} genomes: Kendall tau {tau:.2f}")
     return "\n".join(lines)

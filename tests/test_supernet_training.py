@@ -57,7 +57,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> tuple
 
 
 def test_a_supernet_trains_resumes_and_scores_genomes_as_their_extracted_networks(trained: tuple) -> None:
-    _, cfg, result = trained
+    config, cfg, result = trained
     folder = cfg.supernet.dir
     assert result.epochs == 1 and (folder / "best.ckpt").is_file() and (folder / "metrics.csv").is_file()
     assert train_supernet(cfg, progress=False).weights_digest == result.weights_digest  # resumed: done
@@ -75,6 +75,9 @@ def test_a_supernet_trains_resumes_and_scores_genomes_as_their_extracted_network
         own = evaluate_network(standalone, recipe, holdout, Ranks(0, 1))
         assert own["n"] == len(images.labels) and abs(100 * scores[-1] - own["top1"]) < 1e-6
     assert scorer.score(TINY.skeleton) == scores[0]  # the same batches recalibrate: the same score
+    proc = run_cli("supernet", "train", "--config", str(config), "--no-progress")   # resumes: done
+    assert proc.returncode == 0, proc.stderr
+    assert f"MixNet-S sub-network scores {100 * scores[0]:.2f}% on {len(images.labels)} held-out images" in proc.stdout
 
 
 def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
