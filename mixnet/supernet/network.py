@@ -54,6 +54,22 @@ class SuperDepthwise(nn.Cell):
         self.meta.set_data(kops.direct_meta(self.stride, choice.channel_kernels(self.channels), self.act, self.eps))
 
 
+def add_depthwise_to_projection(cell: nn.Cell, held: SuperLayer, channels: int, impl: Implementation,
+                                bn_momentum: float, bn_eps: float) -> None:
+    """Give ``cell`` a block's cells from its depthwise stage over ``channels`` channels (at the layer's largest
+    kernel) to its projection: ``act``, ``depthwise``, ``depthwise_bn``, ``se`` (where the layer has it),
+    ``project`` and ``project_bn``."""
+    layer = held.widest
+    cell.act = impl.activation(layer.act)
+    cell.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride, layer.act, bn_eps)
+    cell.depthwise_bn = batch_norm(channels, bn_momentum, bn_eps)
+    cell.has_se = bool(layer.se_channels)
+    if cell.has_se:
+        cell.se = SqueezeExcite(channels, layer.se_channels, layer.se_act, impl)
+    cell.project = GroupedConv2d(channels, layer.out_channels, layer.project_groups, impl)
+    cell.project_bn = batch_norm(layer.out_channels, bn_momentum, bn_eps)
+
+
 class OwnIdentity(nn.Cell):
     """A layer's block at expansion 1 (MixNet's depthwise-separable block) with weights of its own: ``depthwise``
     over the block's input channels at the layer's largest kernel, ``depthwise_bn``, ``se``, ``project``,
@@ -61,15 +77,7 @@ class OwnIdentity(nn.Cell):
 
     def __init__(self, held: SuperLayer, impl: Implementation, bn_momentum: float, bn_eps: float) -> None:
         super().__init__()
-        layer, channels = held.widest, held.widest.in_channels
-        self.act = impl.activation(layer.act)
-        self.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride, layer.act, bn_eps)
-        self.depthwise_bn = batch_norm(channels, bn_momentum, bn_eps)
-        self.has_se = bool(layer.se_channels)
-        if self.has_se:
-            self.se = SqueezeExcite(channels, layer.se_channels, layer.se_act, impl)
-        self.project = GroupedConv2d(channels, layer.out_channels, layer.project_groups, impl)
-        self.project_bn = batch_norm(layer.out_channels, bn_momentum, bn_eps)
+        add_depthwise_to_projection(self, held, held.widest.in_channels, impl, bn_momentum, bn_eps)
 
     def construct(self, x: Tensor) -> Tensor:
         """The depthwise-separable block's projection of ``x`` (without the skip)."""
@@ -102,14 +110,7 @@ class SuperBlock(nn.Cell):
                 self.own_identity = OwnIdentity(held, impl, bn_momentum, bn_eps)
             else:
                 self.place = _choice("place", np.zeros((channels, layer.in_channels, 1, 1), np.float32))
-        self.act = impl.activation(layer.act)
-        self.depthwise = SuperDepthwise(channels, held.max_kernel, layer.stride, layer.act, bn_eps)
-        self.depthwise_bn = batch_norm(channels, bn_momentum, bn_eps)
-        self.has_se = bool(layer.se_channels)
-        if self.has_se:
-            self.se = SqueezeExcite(channels, layer.se_channels, layer.se_act, impl)
-        self.project = GroupedConv2d(channels, layer.out_channels, layer.project_groups, impl)
-        self.project_bn = batch_norm(layer.out_channels, bn_momentum, bn_eps)
+        add_depthwise_to_projection(self, held, channels, impl, bn_momentum, bn_eps)
         self.residual = layer.residual
         self.mask = _choice("mask", np.ones((1, channels, 1, 1), np.float32))
         self.held = held
