@@ -65,6 +65,18 @@ def masked_depthwise(dw: nn.Cell, x: Tensor) -> Tensor:
     return ops.conv2d(x, weight * taps, stride=dw.stride, pad_mode="pad", padding=k // 2, groups=dw.channels)
 
 
+def depthwise_to_projection(cell: nn.Cell, h: Tensor, mask: "Tensor | None" = None) -> Tensor:
+    """On MindSpore's operators, the projection of ``h`` through ``cell``'s depthwise stage, BatchNorm and
+    activation, ``mask`` (zeroing unused channels before anything mixes them), SE where present, projection
+    and its BatchNorm (the cells ``network.add_depthwise_to_projection`` gives)."""
+    h = cell.act(cell.depthwise_bn(masked_depthwise(cell.depthwise, h)))
+    if mask is not None:
+        h = h * mask
+    if cell.has_se:
+        h = cell.se(h)
+    return cell.project_bn(cell.project(h))
+
+
 class Masked(Compute):
     """A supernet block on MindSpore's operators, cell by cell."""
 
@@ -75,10 +87,7 @@ class Masked(Compute):
             h = expansion(block, x, block.act(block.expand_bn(block.expand(x))))
         else:
             h = ops.conv2d(x, block.place)
-        h = block.act(block.depthwise_bn(masked_depthwise(block.depthwise, h))) * block.mask
-        if block.has_se:
-            h = block.se(h)
-        out = finish(block, x, block.project_bn(block.project(h)))
+        out = finish(block, x, depthwise_to_projection(block, h, block.mask))
         if block.own:
             return with_own_identity(block, x, out, block.own_identity(x))
         return out
@@ -100,26 +109,24 @@ class Direct(BlockKernels):
             h = expansion(block, x, train_batch_norm_act(self.bn_op, self.act_bn_meta, block.expand_bn, block.act, y))
         else:
             h = ops.conv2d(x, block.place)
-        dw = block.depthwise
-        h = self.conv_op(dw.meta, h, dw.weight)
-        h = train_batch_norm_act(self.bn_op, self.act_bn_meta, block.depthwise_bn, block.act, h) * block.mask
-        if block.has_se:
-            h = block.se(h)
-        out = train_batch_norm_act(self.bn_op, self.plain_bn_meta, block.project_bn, no_activation, block.project(h))
-        return self.own_or(block, x, finish(block, x, out))
+        return self.own_or(block, x, finish(block, x, self.depthwise_to_projection(block, h, block.mask)))
+
+    def depthwise_to_projection(self, cell: nn.Cell, h: Tensor, mask: "Tensor | None" = None) -> Tensor:
+        """``depthwise_to_projection`` on the kernels: the depthwise stage on the direct conv with the per-channel
+        kernel sizes, each BatchNorm with its activation as one kernel call."""
+        h = self.conv_op(cell.depthwise.meta, h, cell.depthwise.weight)
+        h = train_batch_norm_act(self.bn_op, self.act_bn_meta, cell.depthwise_bn, cell.act, h)
+        if mask is not None:
+            h = h * mask
+        if cell.has_se:
+            h = cell.se(h)
+        return train_batch_norm_act(self.bn_op, self.plain_bn_meta, cell.project_bn, no_activation, cell.project(h))
 
     def own_or(self, block: nn.Cell, x: Tensor, out: Tensor) -> Tensor:
-        """``out``, or where expansion 1 has weights of its own, mixed with that block as the switch says (its
-        depthwise on the direct conv, BatchNorm with activation on one kernel call)."""
+        """``out``, or where expansion 1 has weights of its own, mixed with that block as the switch says."""
         if not block.own:
             return out
-        own = block.own_identity
-        h = self.conv_op(own.depthwise.meta, x, own.depthwise.weight)
-        h = train_batch_norm_act(self.bn_op, self.act_bn_meta, own.depthwise_bn, own.act, h)
-        if own.has_se:
-            h = own.se(h)
-        h = train_batch_norm_act(self.bn_op, self.plain_bn_meta, own.project_bn, no_activation, own.project(h))
-        return with_own_identity(block, x, out, h)
+        return with_own_identity(block, x, out, self.depthwise_to_projection(block.own_identity, x))
 
     def fused(self, block: nn.Cell, x: Tensor) -> Tensor:
         """Inference from ``POINTWISE_MIN_POSITIONS`` positions up: expansion, depthwise and SE + projection

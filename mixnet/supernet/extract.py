@@ -50,7 +50,7 @@ def _copy_block(block: MixNetBlock, sup: SuperBlock, choice: LayerChoice) -> Non
             _set(target, _value(source_weight)[rows])
         _copy_bn(cells[1], sup.expand_bn, used)
     elif sup.own:
-        source, used = sup.own_identity, np.arange(len(choice.input_kernels))
+        source, used = sup.own_identity, choice.on_input().channels
         held = len(used)
     dw = cells[block.dw_index]
     weight, big = _value(source.depthwise.weight), source.depthwise.max_kernel

@@ -26,7 +26,7 @@ from ..mixconv import AUTO, implementation
 from ..mixconv.base import Implementation
 from ..network import BN_EPS, BN_MOMENTUM, HEAD_ACT
 from .choices import LayerChoice, SuperLayer, SupernetSpec
-from .compute import Direct, Masked, masked_depthwise
+from .compute import Direct, Masked, depthwise_to_projection
 
 
 def _choice(name: str, value: np.ndarray) -> Parameter:
@@ -81,10 +81,7 @@ class OwnIdentity(nn.Cell):
 
     def construct(self, x: Tensor) -> Tensor:
         """The depthwise-separable block's projection of ``x`` (without the skip)."""
-        h = self.act(self.depthwise_bn(masked_depthwise(self.depthwise, x)))
-        if self.has_se:
-            h = self.se(h)
-        return self.project_bn(self.project(h))
+        return depthwise_to_projection(self, x)
 
 
 class SuperBlock(nn.Cell):
