@@ -29,7 +29,8 @@ from .fidelity import binomial_se, fidelity, free_rankings
 from space.basics.atomic import check_output, write_atomic
 from .proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .report import finish_plot
-from .recipes import on_proxy_data, proxy_train_config, reference_train_config, seeded
+from .recipes import (check_reference_seeds, on_proxy_data, proxy_train_config, reference_seeded,
+                      reference_train_config, seeded)
 
 MIN_GENOMES = 3
 CHECK_FOLDER = "proxy_check"
@@ -70,6 +71,16 @@ def check_counts(genomes: int, seeds: int, reference_seeds: int) -> None:
         raise UsageError(f"--reference-seeds {reference_seeds} - must be an integer >= 1")
 
 
+def copy_numbers(genomes: list[Genome]) -> list[int]:
+    """For each genome, how many earlier entries of the list are the same genome."""
+    copies: Counter[str] = Counter()
+    numbers = []
+    for g in genomes:
+        numbers.append(copies[g.key()])
+        copies[g.key()] += 1
+    return numbers
+
+
 def plan_runs(genomes: list[Genome], proxy_recipe: Any, reference: Any, seeds: int,
               reference_seeds: int) -> list[Run]:
     """Proxy runs of every genome first, then reference runs; all genomes share one seed set.
@@ -77,16 +88,11 @@ def plan_runs(genomes: list[Genome], proxy_recipe: Any, reference: Any, seeds: i
     A genome listed more than once is trained at fresh seeds for each copy, so copies of one
     genome measure the noise floor (a check of genomes that differ only by seed).
     """
-    copies: Counter[str] = Counter()
-    offsets = []
-    for g in genomes:
-        offsets.append(copies[g.key()])
-        copies[g.key()] += 1
-    runs = []
-    for role, recipe, k in (("proxy", proxy_recipe, seeds), ("reference", reference, reference_seeds)):
-        for i, (g, copy) in enumerate(zip(genomes, offsets)):
-            runs += [Run(i, role, g, r) for r in seeded(recipe.replace(seed=recipe.seed + copy * k), k)]
-    return runs
+    offsets = copy_numbers(genomes)
+    runs = [Run(i, "proxy", g, r) for i, (g, copy) in enumerate(zip(genomes, offsets))
+            for r in seeded(proxy_recipe.replace(seed=proxy_recipe.seed + copy * seeds), seeds)]
+    return runs + [Run(i, "reference", g, r) for i, (g, copy) in enumerate(zip(genomes, offsets))
+                   for r in reference_seeded(reference, reference_seeds, copy * reference_seeds)]
 
 
 def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference: "str | None" = None,
@@ -103,6 +109,7 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     space = SearchSpace.from_yaml(cfg.space)
     chosen = list(explicit) if explicit else sampled_genomes(space, genomes, seed, sampling)
     proxy_recipe, ref_recipe = proxy_train_config(cfg), reference_train_config(cfg, reference)
+    check_reference_seeds(ref_recipe, reference_seeds * (1 + max(copy_numbers(chosen))))
     plan = plan_proxy_data(cfg.data)
     data = proxy_data_of(plan, cfg.out_dir)
     proxy_recipe, ref_recipe = on_proxy_data(proxy_recipe, data), on_proxy_data(ref_recipe, data)

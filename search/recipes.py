@@ -84,6 +84,26 @@ def seeded(train_cfg: Any, seeds: int) -> list[Any]:
     return [train_cfg.replace(seed=train_cfg.seed + i) for i in range(seeds)]
 
 
+def reference_seeded(train_cfg: Any, seeds: int, skip: int = 0) -> list[Any]:
+    """``seeds`` copies of a reference recipe at the seeds below its own, after ``skip`` of them (``seed - 1 -
+    skip``, ``seed - 2 - skip``, ...); UsageError when that would go below 0.
+
+    Proxy runs train at the seed and above (:func:`seeded`), so no reference run starts from a proxy
+    run's initialization and data order: shared, they lift the proxy's agreement with the reference
+    and carry the lucky seed a search picked a genome at into its verified accuracy.
+    """
+    check_reference_seeds(train_cfg, skip + seeds)
+    return [train_cfg.replace(seed=int(train_cfg.seed) - 1 - skip - i) for i in range(seeds)]
+
+
+def check_reference_seeds(train_cfg: Any, count: int) -> None:
+    """Raise UsageError unless the reference recipe ``train_cfg`` leaves ``count`` seeds below its own (>= 0)."""
+    lowest = int(train_cfg.seed) - count
+    if lowest < 0:
+        raise UsageError(f"reference recipe seed {train_cfg.seed}: {count} reference seed(s) below it would "
+                         f"reach {lowest} - give it a seed >= {count}")
+
+
 def trained_network(genome: Genome, train_cfg: Any, num_classes: int) -> Genome:
     """The network a proxy or reference run builds for the deployed ``genome``: the proxy data's
     classes and the recipe's width."""

@@ -24,7 +24,7 @@ from .proxy_check import CHECK_FOLDER, RUNS_NAME
 from .proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .ranking import kendall_tau
 from .report import finish_plot, pareto_front, trials_frame
-from .recipes import on_proxy_data, reference_train_config, seeded
+from .recipes import check_reference_seeds, on_proxy_data, reference_seeded, reference_train_config
 
 
 def spread_along(front: pd.DataFrame, count: "int | None") -> pd.DataFrame:
@@ -58,6 +58,7 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
     if k < 1:
         raise UsageError(f"--seeds {k} - must be an integer >= 1 (2 or more measure the noise)")
     recipe = reference_train_config(cfg, reference)
+    check_reference_seeds(recipe, k)
     chosen = candidates(cfg)
     plan = plan_proxy_data(cfg.data)
     data = proxy_data_of(plan, cfg.out_dir)
@@ -66,7 +67,7 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
     check_output(out / "verified.csv")
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     genomes = [parse_genome(g) for g in chosen.genome]
-    runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in seeded(recipe, k)]
+    runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in reference_seeded(recipe, k)]
     log = RunLog(out / "verify_runs.csv", known=(cfg.out_dir / CHECK_FOLDER / RUNS_NAME,))
     rows = train_runs(runs, log, data, train_fn, progress, desc="verify")
     scores = score_matrix(rows, "reference", len(genomes))

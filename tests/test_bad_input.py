@@ -94,6 +94,8 @@ CASES = [
                               "{root}/rep"], ["r.db' not found"]),
     ("proxy check on missing ImageFolder data", ["proxy", "check", "--config", "{search}"],
      ["{root}/nowhere/train", "not found"], {"data": {"dataset": "imagefolder", "data_dir": "{root}/nowhere"}}),
+    ("proxy check reference seeds below 0", ["proxy", "check", "--config", "{search}", "--reference-seeds", "2"],
+     ["reference recipe seed 1", "reach -1", "seed >= 2"], {"verify": {"overrides": {"seed": 1}}}),
     ("proxy check unknown verify key", ["proxy", "check", "--config", "{search}"], ["verify", "epochs"],
      {"verify": {"epochs": 3}}),
     ("verify without a study", ["verify", "--config", "{search}"], ["study.db' not found"]),

@@ -54,6 +54,7 @@ def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Pat
     assert report["kendall_tau"] >= 2 / 3 and report["top_third_overlap"] == 1.0
     runs = pd.read_csv(tmp_path / "out" / "proxy_check" / "runs.csv")
     assert len(runs) == 4 * 2 + 4 and set(runs.role) == {"proxy", "reference"}
+    assert set(runs[runs.role == "proxy"].seed) == {42, 43} and set(runs[runs.role == "reference"].seed) == {41}
     assert (tmp_path / "out" / "proxy_check" / "proxy_check.png").stat().st_size > 10_000
 
     again = run_cli(*args)
@@ -71,6 +72,8 @@ def test_genomes_that_differ_only_by_seed_show_no_signal(tmp_path: Path, digits_
     report = json.loads(proc.stdout)
     runs = pd.read_csv(tmp_path / "out" / "proxy_check" / "runs.csv")
     assert runs[runs.role == "proxy"].seed.nunique() == 16
+    reference = set(runs[runs.role == "reference"].seed)   # each copy its own, none a proxy run's
+    assert len(reference) == 8 and not reference & set(runs[runs.role == "proxy"].seed)
     assert abs(report["proxy"]["seed_tau"]) <= 0.6
     assert report["proxy"]["run_noise_sd"] > 0 and report["proxy"]["spread_to_noise"] < 1.5
 
@@ -125,7 +128,7 @@ def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tm
     assert set(table.verdict.dropna()) <= {"better", "worse", "indistinguishable"}
     assert (cfg.out_dir / "verified.png").stat().st_size > 10_000
     runs = pd.read_csv(cfg.out_dir / "verify_runs.csv")
-    assert len(runs) == 2 * len(table)
+    assert len(runs) == 2 * len(table) and set(runs.seed) == {41, 40}   # none of the proxy's seeds
     again = run_cli(*args, "--json")
     assert again.returncode == 0 and len(pd.read_csv(cfg.out_dir / "verify_runs.csv")) == len(runs)
     assert [r["verified_top1"] for r in json.loads(again.stdout)] == pytest.approx(list(table.verified_top1))

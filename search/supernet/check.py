@@ -27,7 +27,7 @@ from ..fidelity import binomial_se, fidelity, free_rankings
 from ..proxy_check import (CHECK_FOLDER, RUNS_NAME, agreement_lines, check_counts, genome_table, num, plot_check,
                            sampled_genomes)
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
-from ..recipes import on_proxy_data, reference_train_config, seeded
+from ..recipes import check_reference_seeds, on_proxy_data, reference_seeded, reference_train_config
 from .scoring import scorer_for
 from .training import supernet_recipe, train_supernet
 
@@ -63,6 +63,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
     configs = [seeded_supernet(cfg, i) for i in range(supernets)]
     recipes = [supernet_recipe(c) for c in configs]
     ref_recipe = reference_train_config(cfg, reference)
+    check_reference_seeds(ref_recipe, reference_seeds)
     plan = plan_proxy_data(cfg.data)
     data = proxy_data_of(plan, cfg.out_dir)
     ref_recipe = on_proxy_data(ref_recipe, data)
@@ -81,7 +82,8 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
         started = time.perf_counter()
         scores[:, i] = [100 * scorer.score(g) for g in chosen]
         score_seconds.append((time.perf_counter() - started) / len(chosen))
-    runs = [Run(i, "reference", g, r) for i, g in enumerate(chosen) for r in seeded(ref_recipe, reference_seeds)]
+    runs = [Run(i, "reference", g, r) for i, g in enumerate(chosen)
+            for r in reference_seeded(ref_recipe, reference_seeds)]
     log = RunLog(out / RUNS_NAME, known=(cfg.out_dir / CHECK_FOLDER / RUNS_NAME,))
     rows = train_runs(runs, log, data, train_fn, progress, desc="supernet check references")
     ref = score_matrix(rows, "reference", len(chosen))
