@@ -207,8 +207,9 @@ class SupernetSection:
     """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,
     how many training batches recalibrate BatchNorm before a genome is scored, on how many of the
     held-out images (``score_images``; None: all), the stated noise of one supernet's scores
-    (``noise_sd``: the paired run noise that ``supernet check`` reports, in points) and whether
-    expansion 1 has weights of its own (``expansion_one``: own or shared)."""
+    (``noise_sd``: the paired run noise that ``supernet check`` reports, in points), whether
+    expansion 1 has weights of its own (``expansion_one``: own or shared) and whether smaller kernels
+    are transformed centres of larger ones (``kernel_transform``, Once-for-All's)."""
 
     dir: Path
     overrides: dict
@@ -218,6 +219,7 @@ class SupernetSection:
     score_images: int | None
     noise_sd: float | None
     expansion_one: str
+    kernel_transform: bool
 
     @classmethod
     def build(cls, doc: dict[str, Any], out_dir: Path, source: str) -> "SupernetSection":
@@ -229,18 +231,30 @@ class SupernetSection:
         check_choice(doc["sampling"], RULES, f"{source}: supernet.sampling")
         check_choice(doc["expansion_one"], EXPANSION_ONE, f"{source}: supernet.expansion_one")
         check_bool(doc["sandwich"], f"{source}: supernet.sandwich")
+        check_bool(doc["kernel_transform"], f"{source}: supernet.kernel_transform")
         check_int(doc["calibration_batches"], f"{source}: supernet.calibration_batches", 1)
         if doc["score_images"] is not None:
             check_int(doc["score_images"], f"{source}: supernet.score_images", 1)
         check_noise_sd(doc["noise_sd"], f"{source}: supernet.noise_sd", "supernet check")
         return cls(dir=Path(doc["dir"]) if doc["dir"] else out_dir / "supernet", overrides=dict(doc["overrides"]),
                    sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"],
-                   score_images=doc["score_images"], noise_sd=doc["noise_sd"], expansion_one=doc["expansion_one"])
+                   score_images=doc["score_images"], noise_sd=doc["noise_sd"], expansion_one=doc["expansion_one"],
+                   kernel_transform=doc["kernel_transform"])
 
     @property
     def noise_fraction(self) -> float | None:
         """The stated noise of a supernet's score as a fraction of images (None when not stated)."""
         return noise_fraction(self.noise_sd)
+
+    @property
+    def sharing(self) -> dict[str, Any]:
+        """The keys that decide which weights the supernet holds (a trained supernet records them)."""
+        return {"expansion_one": self.expansion_one, "kernel_transform": self.kernel_transform}
+
+    def spec_of(self, space: Any, width: "float | None" = None, num_classes: "int | None" = None) -> Any:
+        """The ``SupernetSpec`` of ``space`` this section describes (width and classes: the skeleton's unless given)."""
+        from mixnet.supernet import SupernetSpec
+        return SupernetSpec.of(space, width, num_classes, **self.sharing)
 
 
 @dataclass(frozen=True)

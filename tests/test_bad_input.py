@@ -108,6 +108,8 @@ CASES = [
      "'search.py supernet check'"], {"supernet": {"noise_sd": 250}}),
     ("supernet unknown expansion one", ["supernet", "train", "--config", "{search}"],
      ["supernet.expansion_one 'separate'", "own, shared"], {"supernet": {"expansion_one": "separate"}}),
+    ("supernet kernel transform not a switch", ["supernet", "train", "--config", "{search}"],
+     ["supernet.kernel_transform 'yes'"], {"supernet": {"kernel_transform": "yes"}}),
     ("run unknown pruner", ["run", "--config", "{search}"], ["pruner.type 'hyperband'", "none, mo_halving"],
      {"pruner": {"type": "hyperband"}}),
     ("run pruner eta 1", ["run", "--config", "{search}"], ["pruner.eta 1", ">= 2"],

@@ -15,6 +15,7 @@ import pytest
 from mixnet import create_model
 from mixnet.checkpoint import load_weights
 from mixnet.supernet import Supernet, SupernetSpec, extract
+from mixnet.supernet.network import SuperDepthwise
 from space import parse_genome
 from space.basics.errors import UsageError
 from space.search_space import SearchSpace
@@ -56,12 +57,24 @@ def genomes(space: SearchSpace) -> list:
     return [space.skeleton, smallest, largest] + [space.random_genome(rng) for _ in range(2)]
 
 
-@pytest.mark.parametrize("expansion_one", ["own", "shared"])
+def transformed(net: Supernet, seed: int) -> None:
+    """Give the kernel transformation matrices values away from their starting identity."""
+    rng = np.random.default_rng(seed)
+    for cell in net.cells_and_names():
+        depthwise = cell[1]
+        if isinstance(depthwise, SuperDepthwise) and depthwise.sizes:
+            value = np.concatenate([(np.eye(k * k) + rng.normal(0, 0.2, (k * k, k * k))).ravel()
+                                    for k in depthwise.sizes])
+            depthwise.transform.set_data(ms.Tensor(value.astype(np.float32)))
+
+
+@pytest.mark.parametrize("expansion_one,kernel_transform", [("own", False), ("shared", False), ("own", True)])
 def test_an_extracted_network_equals_the_supernets_choice(space: SearchSpace, tmp_path: Path,
-                                                          expansion_one: str) -> None:
+                                                          expansion_one: str, kernel_transform: bool) -> None:
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    net = Supernet(SupernetSpec.of(space, expansion_one=expansion_one))
+    net = Supernet(SupernetSpec.of(space, expansion_one=expansion_one, kernel_transform=kernel_transform))
     randomize(net, 0)
+    transformed(net, 0)
     net.set_train(False)
     x = ms.Tensor(np.random.default_rng(1).normal(size=(2, 3, 32, 32)).astype(np.float32))
     outputs = set()
@@ -137,14 +150,17 @@ def test_expansion_one_held_on_its_own_shares_no_weight_with_wider_expansions(sp
     assert not unchanged("shared", narrow, "widest")
 
 
-def test_the_kernels_compute_what_mindspores_operators_compute(space: SearchSpace) -> None:
+@pytest.mark.parametrize("kernel_transform", [False, True])
+def test_the_kernels_compute_what_mindspores_operators_compute(space: SearchSpace, kernel_transform: bool) -> None:
     """The C++ direct conv with per-channel kernel sizes (a weight larger than any kernel in use, 1x1
-    planes) against MindSpore's masked depthwise conv: training features, gradients and inference logits."""
+    planes) against MindSpore's masked depthwise conv: training features, gradients (of the kernel
+    transformation's matrices too) and inference logits."""
     ms.set_context(mode=ms.GRAPH_MODE)
-    spec = SupernetSpec.of(space)
+    spec = SupernetSpec.of(space, kernel_transform=kernel_transform)
     nets = [Supernet(spec, impl="split"), Supernet(spec, impl="kernels")]
     for net in nets:
         randomize(net, 5)
+        transformed(net, 5)
         net.dropout = ms.nn.Identity()
     rng = np.random.default_rng(6)
     x = ms.Tensor(rng.normal(size=(4, 3, 32, 32)).astype(np.float32))

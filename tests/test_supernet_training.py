@@ -109,6 +109,10 @@ def test_supernet_extract_writes_a_checkpoint_the_standalone_network_loads(
     for command in (["extract", skeleton, "--out", str(out)], ["train"]):
         assert_user_error(run_cli("supernet", *command[:2], "--config", str(tmp_path / "shared.yaml"), *command[2:]),
                           "trained with expansion_one 'own'", "supernet.expansion_one: own")
+    doc["supernet"] = {**doc["supernet"], "expansion_one": "own", "kernel_transform": True}
+    (tmp_path / "transform.yaml").write_text(yaml.safe_dump(doc))
+    assert_user_error(run_cli("supernet", "train", "--config", str(tmp_path / "transform.yaml")),
+                      "trained with kernel_transform 'false'", "supernet.kernel_transform: false")
 
 
 def test_a_search_scores_its_trials_with_the_supernet(trained: tuple, tmp_path: Path,

@@ -100,24 +100,26 @@ def channel_groups(layer: LayerSpec, where: str) -> int:
 @dataclass(frozen=True)
 class SupernetSpec:
     """The supernet of a search space for networks trained at ``width`` on ``num_classes`` classes, holding
-    expansion 1 with weights of its own or shared (``expansion_one``, one of ``EXPANSION_ONE``)."""
+    expansion 1 with weights of its own or shared (``expansion_one``, one of ``EXPANSION_ONE``), and smaller
+    kernels as the centres of larger ones or, with ``kernel_transform``, those centres transformed."""
 
     space: SearchSpace
     width: float
     num_classes: int
     layers: tuple[SuperLayer, ...]
     expansion_one: str = EXPANSION_ONE[0]
+    kernel_transform: bool = False
 
     @classmethod
     def of(cls, space: SearchSpace, width: "float | None" = None, num_classes: "int | None" = None,
-           expansion_one: str = EXPANSION_ONE[0]) -> "SupernetSpec":
+           expansion_one: str = EXPANSION_ONE[0], kernel_transform: bool = False) -> "SupernetSpec":
         """The supernet of ``space`` (width and classes default to the skeleton's); UsageError for a menu
         over anything but kernel sizes and expansion ratios, or an unknown ``expansion_one``."""
         if expansion_one not in EXPANSION_ONE:
             raise UsageError(f"supernet expansion_one '{expansion_one}' - allowed: {', '.join(EXPANSION_ONE)}")
         width = space.skeleton.width if width is None else width
         num_classes = space.skeleton.num_classes if num_classes is None else num_classes
-        return cls(space, width, num_classes, tuple(_supernet_layers(space, width)), expansion_one)
+        return cls(space, width, num_classes, tuple(_supernet_layers(space, width)), expansion_one, kernel_transform)
 
     def own_identity(self, held: SuperLayer) -> bool:
         """Whether ``held`` keeps expansion 1 in weights of its own (its menu also has a wider expansion)."""

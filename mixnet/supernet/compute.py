@@ -58,7 +58,7 @@ def masked_depthwise(dw: nn.Cell, x: Tensor) -> Tensor:
     """The depthwise conv of ``x`` with the taps ``dw.taps`` keeps, over the centre of the kernels that
     meets data (``effective_kernel``: on a 1 x 1 plane the centre tap only)."""
     k = effective_kernel(dw.max_kernel, x.shape[2], x.shape[3])
-    weight, taps = dw.weight, dw.taps
+    weight, taps = dw.kernel(), dw.taps
     if k < dw.max_kernel:
         edge = (dw.max_kernel - k) // 2
         weight, taps = weight[:, :, edge:edge + k, edge:edge + k], taps[:, :, edge:edge + k, edge:edge + k]
@@ -114,7 +114,7 @@ class Direct(BlockKernels):
     def depthwise_to_projection(self, cell: nn.Cell, h: Tensor, mask: "Tensor | None" = None) -> Tensor:
         """``depthwise_to_projection`` on the kernels: the depthwise stage on the direct conv with the per-channel
         kernel sizes, each BatchNorm with its activation as one kernel call."""
-        h = self.conv_op(cell.depthwise.meta, h, cell.depthwise.weight)
+        h = self.conv_op(cell.depthwise.meta, h, cell.depthwise.kernel())
         h = train_batch_norm_act(self.bn_op, self.act_bn_meta, cell.depthwise_bn, cell.act, h)
         if mask is not None:
             h = h * mask
@@ -137,7 +137,7 @@ class Direct(BlockKernels):
         else:
             h = ops.conv2d(x, block.place)
         dw = block.depthwise
-        h = self.dw_op(dw.meta, h, dw.weight, *bn_params(block.depthwise_bn)) * block.mask
+        h = self.dw_op(dw.meta, h, dw.kernel(), *bn_params(block.depthwise_bn)) * block.mask
         extra = block.se.params() if self.se else ()
         if block.residual:
             extra = extra + (x,)

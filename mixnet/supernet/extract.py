@@ -53,7 +53,7 @@ def _copy_block(block: MixNetBlock, sup: SuperBlock, choice: LayerChoice) -> Non
         source, used = sup.own_identity, choice.on_input().channels
         held = len(used)
     dw = cells[block.dw_index]
-    weight, big = _value(source.depthwise.weight), source.depthwise.max_kernel
+    weight, big = _value(source.depthwise.kernel()), source.depthwise.max_kernel
     start = 0
     for target in dw.weights():
         count, k = target.shape[0], target.shape[2]
@@ -78,6 +78,7 @@ def extract(net: Supernet, genome: Genome) -> MixNet:
     """The stand-alone MixNet of ``genome`` (at the supernet's width and classes, ``split``), holding the
     supernet's weights for it; UsageError for a genome outside the supernet's space."""
     choices = net.spec.choices(genome)
+    net.select(genome)   # the depthwise kernels a choice computes with depend on it (kernel transformation)
     standalone = MixNet(net.spec.trained(genome), mixconv_impl="split")
     fixed = {p.name: p for p in net.get_parameters()}
     for param in standalone.get_parameters():

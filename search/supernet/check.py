@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mixnet.supernet import SupernetSpec
 from space.basics.atomic import check_output, write_atomic
 from space.basics.errors import UsageError
 from space.search_space import GENOME_SAMPLINGS, SearchSpace
@@ -58,7 +57,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
     if supernets < 1:
         raise UsageError(f"--supernets {supernets} - must be an integer >= 1 (2 or more measure their agreement)")
     space = SearchSpace.from_yaml(cfg.space)
-    SupernetSpec.of(space)
+    cfg.supernet.spec_of(space)
     chosen = sampled_genomes(space, genomes, seed, sampling)
     configs = [seeded_supernet(cfg, i) for i in range(supernets)]
     recipes = [supernet_recipe(c) for c in configs]

@@ -14,7 +14,7 @@ import numpy as np
 from mindspore import Tensor, nn
 
 from mixnet.checkpoint import load_weights
-from mixnet.supernet import Supernet, SupernetSpec
+from mixnet.supernet import Supernet
 from space.basics.atomic import write_atomic
 from space.basics.errors import UsageError
 from space.genome import Genome
@@ -25,22 +25,27 @@ from trainer.transforms import SkipCounter
 
 from ..config import SearchConfig
 from ..proxy_data import ProxyData
+from ..sections import SupernetSection
 from ..recipes import on_proxy_data
 
 SPACE_FILE = "space.json"
 BEST = "best.ckpt"
 
 
-def write_space(space: SearchSpace, folder: Path, expansion_one: str) -> None:
-    """Record in a supernet's folder which space it holds (name, menus, fingerprint) and how it holds
-    expansion 1."""
+# What a supernet folder that does not record a sharing key was trained with.
+UNRECORDED_SHARING = {"expansion_one": "shared", "kernel_transform": False}
+
+
+def write_space(space: SearchSpace, folder: Path, section: SupernetSection) -> None:
+    """Record in a supernet's folder which space it holds (name, menus, fingerprint) and which weights
+    (``section.sharing``)."""
     from ..latency.lut import space_document
-    write_atomic(folder / SPACE_FILE, json.dumps({**space_document(space), "expansion_one": expansion_one}, indent=1))
+    write_atomic(folder / SPACE_FILE, json.dumps({**space_document(space), **section.sharing}, indent=1))
 
 
-def check_space(space: SearchSpace, folder: Path, expansion_one: str) -> None:
-    """Raise UsageError unless the supernet in ``folder`` was trained for ``space``, holding expansion 1 as
-    ``expansion_one`` says (a folder that does not say was trained sharing it)."""
+def check_space(space: SearchSpace, folder: Path, section: SupernetSection) -> None:
+    """Raise UsageError unless the supernet in ``folder`` was trained for ``space``, holding the weights
+    ``section.sharing`` says (``UNRECORDED_SHARING`` for a key the folder does not record)."""
     from ..latency.lut import space_document
     path = folder / SPACE_FILE
     if not path.is_file():
@@ -49,17 +54,24 @@ def check_space(space: SearchSpace, folder: Path, expansion_one: str) -> None:
     if held.get("fingerprint") != wanted["fingerprint"]:
         raise UsageError(f"the supernet in '{folder}' was trained for space '{held.get('name')}' (fingerprint "
                          f"{held.get('fingerprint')}), not for '{wanted['name']}' ({wanted['fingerprint']})")
-    trained = held.get("expansion_one", "shared")
-    if trained != expansion_one:
-        raise UsageError(f"the supernet in '{folder}' was trained with expansion_one '{trained}', the config says "
-                         f"'{expansion_one}' - set supernet.expansion_one: {trained} or train a new supernet")
+    for key, wanted in section.sharing.items():
+        trained = held.get(key, UNRECORDED_SHARING[key])
+        if trained != wanted:
+            said = yaml_text(trained)
+            raise UsageError(f"the supernet in '{folder}' was trained with {key} '{said}', the config says "
+                             f"'{yaml_text(wanted)}' - set supernet.{key}: {said} or train a new supernet")
 
 
-def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData, expansion_one: str) -> Supernet:
+def yaml_text(value: Any) -> str:
+    """``value`` as a config would spell it (true/false for booleans)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def supernet_of(space: SearchSpace, recipe: Any, proxy: ProxyData, section: SupernetSection) -> Supernet:
     """A supernet of ``space`` for the networks ``recipe`` trains on ``proxy`` (its width, classes and
-    MixConv implementation), holding expansion 1 as ``expansion_one`` says."""
+    MixConv implementation), holding the weights ``section`` says."""
     width = recipe.width if recipe.width else space.skeleton.width
-    return Supernet(SupernetSpec.of(space, width, proxy.num_classes, expansion_one), impl=recipe.mixconv_impl)
+    return Supernet(section.spec_of(space, width, proxy.num_classes), impl=recipe.mixconv_impl)
 
 
 def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyData | None" = None,
@@ -69,9 +81,9 @@ def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyDa
     from ..proxy_data import plan_proxy_data, proxy_data_of
     from .training import supernet_recipe
     space = SearchSpace.from_yaml(cfg.space)
-    check_space(space, cfg.supernet.dir, cfg.supernet.expansion_one)
+    check_space(space, cfg.supernet.dir, cfg.supernet)
     proxy = proxy or proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir)
-    net = supernet_of(space, recipe or supernet_recipe(cfg), proxy, cfg.supernet.expansion_one)
+    net = supernet_of(space, recipe or supernet_recipe(cfg), proxy, cfg.supernet)
     load_weights(net, ckpt or cfg.supernet.dir / BEST, ignore_prefixes=TRAINING_STATE_PREFIXES)
     return net
 
@@ -187,7 +199,7 @@ class SupernetAccuracy:
 def check_trained(cfg: SearchConfig, space: SearchSpace) -> None:
     """Raise UsageError, before any work, unless ``cfg``'s supernet was trained for ``space`` (and saved)."""
     try:
-        check_space(space, cfg.supernet.dir, cfg.supernet.expansion_one)
+        check_space(space, cfg.supernet.dir, cfg.supernet)
         if not (cfg.supernet.dir / BEST).is_file():
             raise UsageError(f"the supernet in '{cfg.supernet.dir}' has no {BEST} yet - finish 'search.py "
                              "supernet train'")

@@ -6,11 +6,12 @@ from typing import Any
 
 from mindspore import nn
 
-from mixnet.supernet import Supernet, SupernetSpec
+from mixnet.supernet import Supernet
 from space.genome import Genome
 from space.search_space import SearchSpace
 
 from ..config import SearchConfig
+from ..sections import SupernetSection
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import on_proxy_data, proxy_train_config
 from .sampling import PathSampler
@@ -19,17 +20,16 @@ from .scoring import SPACE_FILE, check_space, write_space
 
 class SupernetNetworks:
     """What ``trainer.train`` trains for a supernet: the supernet of the space at the recipe's width and
-    classes (expansion 1 held as ``expansion_one`` says), set to the sampler's genome before each step and
+    classes (holding the weights ``section`` says), set to the sampler's genome before each step and
     to the skeleton (MixNet-S) for validation."""
 
-    def __init__(self, space: SearchSpace, sampler: PathSampler, expansion_one: str) -> None:
-        self.space, self.sampler, self.expansion_one = space, sampler, expansion_one
+    def __init__(self, space: SearchSpace, sampler: PathSampler, section: SupernetSection) -> None:
+        self.space, self.sampler, self.section = space, sampler, section
 
     def build(self, genome: Genome, cfg: Any) -> Supernet:
         """A freshly initialized supernet for networks like ``genome`` (the skeleton as the recipe trains it),
         computing with the recipe's MixConv implementation."""
-        spec = SupernetSpec.of(self.space, genome.width, genome.num_classes, self.expansion_one)
-        return Supernet(spec, impl=cfg.mixconv_impl)
+        return Supernet(self.section.spec_of(self.space, genome.width, genome.num_classes), impl=cfg.mixconv_impl)
 
     def before_step(self, net: nn.Cell, step: int) -> None:
         """Select the genome of ``step``."""
@@ -53,17 +53,17 @@ def train_supernet(cfg: SearchConfig, progress: bool = True, train_fn: Any = Non
     ``supernet.dir``; a re-run resumes from the newest checkpoint there, as the trainer does.
     """
     space = SearchSpace.from_yaml(cfg.space)
-    SupernetSpec.of(space)
+    cfg.supernet.spec_of(space)
     recipe = supernet_recipe(cfg)
     plan = plan_proxy_data(cfg.data)
     proxy = proxy_data_of(plan, cfg.out_dir)
     recipe = on_proxy_data(recipe, proxy)
     if (cfg.supernet.dir / SPACE_FILE).is_file():
-        check_space(space, cfg.supernet.dir, cfg.supernet.expansion_one)   # resuming: the same supernet
+        check_space(space, cfg.supernet.dir, cfg.supernet)   # resuming: the same supernet
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-    write_space(space, cfg.supernet.dir, cfg.supernet.expansion_one)
+    write_space(space, cfg.supernet.dir, cfg.supernet)
     sampler = PathSampler(space, cfg.supernet.sampling, cfg.supernet.sandwich, int(recipe.seed))
     if train_fn is None:
         from trainer import train as train_fn
     return train_fn(recipe, space.skeleton, progress=progress, save_checkpoints=True,
-                    networks=SupernetNetworks(space, sampler, cfg.supernet.expansion_one))
+                    networks=SupernetNetworks(space, sampler, cfg.supernet))
