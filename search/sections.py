@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from space.basics.errors import UsageError
 from trainer.bundled import DATASETS as BUNDLED
@@ -16,6 +16,10 @@ from trainer.bundled import check_available
 
 from .latency.protocol import TimingProtocol
 from .latency.target import LatencyTarget
+
+if TYPE_CHECKING:
+    from mixnet.supernet import SupernetSpec
+    from space.search_space import SearchSpace
 
 LATENCY_SOURCES = ("measured", "lut", "remote")
 DATASETS = (*BUNDLED, "imagefolder")
@@ -251,7 +255,8 @@ class SupernetSection:
         """The keys that decide which weights the supernet holds (a trained supernet records them)."""
         return {"expansion_one": self.expansion_one, "kernel_transform": self.kernel_transform}
 
-    def spec_of(self, space: Any, width: "float | None" = None, num_classes: "int | None" = None) -> Any:
+    def spec_of(self, space: SearchSpace, width: "float | None" = None,
+                num_classes: "int | None" = None) -> SupernetSpec:
         """The ``SupernetSpec`` of ``space`` this section describes (width and classes: the skeleton's unless given)."""
         from mixnet.supernet import SupernetSpec
         return SupernetSpec.of(space, width, num_classes, **self.sharing)

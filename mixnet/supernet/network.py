@@ -62,11 +62,11 @@ class SuperDepthwise(nn.Cell):
 
     def select(self, choice: LayerChoice) -> None:
         """Use the taps of ``choice``."""
+        kernels = choice.channel_kernels(self.channels)
         self.taps.set_data(Tensor(choice.kernel_mask(self.channels, self.max_kernel)))
-        self.meta.set_data(kops.direct_meta(self.stride, choice.channel_kernels(self.channels), self.act, self.eps))
+        self.meta.set_data(kops.direct_meta(self.stride, kernels, self.act, self.eps))
         if self.sizes:
-            sizes = np.array(choice.channel_kernels(self.channels))
-            levels = np.stack([sizes == k for k in self.sizes]).astype(np.float32)
+            levels = np.stack([np.array(kernels) == k for k in self.sizes]).astype(np.float32)
             self.levels.set_data(Tensor(levels.reshape(self.levels.shape)))
 
     def kernel(self) -> Tensor:

@@ -25,8 +25,8 @@ from trainer.transforms import SkipCounter
 
 from ..config import SearchConfig
 from ..proxy_data import ProxyData
-from ..sections import SupernetSection
 from ..recipes import on_proxy_data
+from ..sections import SupernetSection
 
 SPACE_FILE = "space.json"
 BEST = "best.ckpt"

@@ -11,9 +11,9 @@ from space.genome import Genome
 from space.search_space import SearchSpace
 
 from ..config import SearchConfig
-from ..sections import SupernetSection
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import on_proxy_data, proxy_train_config
+from ..sections import SupernetSection
 from .sampling import PathSampler
 from .scoring import SPACE_FILE, check_space, write_space
 
