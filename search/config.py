@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "proxy": {"config": "configs/train/digits.yaml", "overrides": {}, "seeds": 1, "noise_sd": None},
     "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3, "max_genomes": None},
     "accuracy": {"source": "proxy", "supernet": None},
-    "supernet": {"dir": None, "overrides": {}, "sampling": "fair", "sandwich": True, "calibration_batches": 8,
+    "supernet": {"dir": None, "overrides": {}, "sampling": "fair", "sandwich": False, "calibration_batches": 8,
                  "score_images": None, "noise_sd": None, "expansion_one": "own",
                  "kernel_transform": False},
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,

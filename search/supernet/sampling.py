@@ -26,7 +26,7 @@ class PathSampler:
 
     space: SearchSpace
     rule: str = "fair"
-    sandwich: bool = True
+    sandwich: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
