@@ -25,9 +25,9 @@ class PathSampler:
     """The genome of each training step of a supernet of ``space``."""
 
     space: SearchSpace
-    rule: str = "fair"
-    sandwich: bool = False
-    seed: int = 0
+    rule: str
+    sandwich: bool
+    seed: int
 
     def __post_init__(self) -> None:
         """Raise UsageError for an unknown rule."""
