@@ -66,7 +66,8 @@ class SuperDepthwise(nn.Cell):
         self.taps.set_data(Tensor(choice.kernel_mask(self.channels, self.max_kernel)))
         self.meta.set_data(kops.direct_meta(self.stride, kernels, self.act, self.eps))
         if self.sizes:
-            levels = np.stack([np.array(kernels) == k for k in self.sizes]).astype(np.float32)
+            per_channel = np.array(kernels)
+            levels = np.stack([per_channel == k for k in self.sizes]).astype(np.float32)
             self.levels.set_data(Tensor(levels.reshape(self.levels.shape)))
 
     def kernel(self) -> Tensor:
