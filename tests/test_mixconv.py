@@ -76,6 +76,9 @@ def assert_same_gradients(got: list, want: list) -> None:
     (16, (3, 5, 7, 9, 11), 2, 17),     # odd size, stride 2, kernels larger than the input
     (8, (3,), 2, 16),                  # a single group
     (12, (5, 3), 1, 9),                # kernel sizes not in increasing order
+    (10, (3, 5, 7, 9, 11), 1, 4),      # planes of 16 positions and fewer: tap by tap, kernels clipped
+    (10, (3, 5, 7, 9, 11), 2, 3),      # a 2 x 2 output from a 3 x 3 plane
+    (6, (3, 5), 1, 1),                 # 1 x 1 planes: the centre tap only
 ])
 def test_mixconv_matches_split(impl: str, channels: int, kernels: tuple, stride: int, size: int) -> None:
     ref = MixedDepthwiseConv(channels, kernels, stride, SPLIT)
@@ -123,13 +126,14 @@ def test_stem_kernels_matches_split(train: bool) -> None:
     LayerSpec(1, 1, (3, 5, 7, 9), 3, 1, 2, 3, 10, 14, 30, 0, "relu", "relu"),  # uneven 1x1 groups, stride 2
     LayerSpec(2, 2, (3,), 1, 2, 1, 1, 16, 16, 16, 4, "relu", "relu"),          # no expansion (first block)
 ])
-def test_fused_inference_block_matches_split(layer: LayerSpec) -> None:
+@pytest.mark.parametrize("size", [11, 3])  # 3 x 3 and smaller planes: the images side by side in the 1x1 kernels
+def test_fused_inference_block_matches_split(layer: LayerSpec, size: int) -> None:
     ref = MixNetBlock(layer, 0.9, 1e-5, SPLIT)
     net = MixNetBlock(layer, 0.9, 1e-5, KERNELS)
     randomize([ref, net], seed=5)
     ref.set_train(False)
     net.set_train(False)
-    x = ms.Tensor(np.random.RandomState(6).normal(size=(2, layer.in_channels, 11, 11)).astype(np.float32))
+    x = ms.Tensor(np.random.RandomState(6).normal(size=(3, layer.in_channels, size, size)).astype(np.float32))
     want = ref(x).asnumpy()
     assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
 

@@ -8,7 +8,8 @@
 // One output plane is computed directly: the zero-padded input planes are split into stride x stride
 // phase planes, so every kernel tap reads a contiguous run of floats, and the output is accumulated
 // over the flattened phase grid in register blocks of kChunk floats (the few columns past the right
-// edge are computed and dropped).
+// edge are computed and dropped). Output planes of at most kSmallPlane positions (the last stages of a
+// small input) instead sum, output by output, only the taps that meet data.
 //
 // Tensors are float32, NCHW. The float32 "meta" input comes first: [stride, act, eps, G, k_0..k_{G-1}]
 // (act: 0 none, 1 ReLU, 2 swish; eps is used by the fused inference kernel only).
@@ -202,9 +203,47 @@ struct Epilogue {
   int act = kNone;
 };
 
+// Output planes of at most this many positions compute tap by tap (forward_small): the phase-plane path
+// computes kChunk positions per tap and builds the phase planes per (image, group) whatever the plane's
+// size, which on the last stages of a small input (1 x 1 to 4 x 4 planes) is nearly all overhead.
+constexpr int64_t kSmallPlane = 16;
+// Output planes per work item of forward_small: enough work per item to outweigh claiming it.
+constexpr int64_t kSmallPlanesPerItem = 64;
+
+// One output plane of channel o of image img on a small plane: the sum over the taps that meet data,
+// then the epilogue.
+void small_plane(const Conv &c, const float *x, int64_t img, int64_t o, const Epilogue &epi, float *yp) {
+  const int64_t g = o / c.opg, k = c.k[g], p = k / 2, kw = c.kw[o], off = (kw - k) / 2;
+  const float *xg = x + (img * c.cin + g * c.cpg) * c.h * c.w;
+  const float scale = epi.scale ? epi.scale[o] : 1.f, shift = epi.scale ? epi.shift[o] : 0.f;
+  for (int64_t oy = 0; oy < c.ho; ++oy) {
+    const int64_t iy = oy * c.stride - p, ky0 = std::max<int64_t>(0, -iy), ky1 = std::min(k, c.h - iy);
+    for (int64_t ox = 0; ox < c.wo; ++ox) {
+      const int64_t ix = ox * c.stride - p, kx0 = std::max<int64_t>(0, -ix), kx1 = std::min(k, c.w - ix);
+      float acc = 0.f;
+      for (int64_t i = 0; i < c.cpg; ++i) {
+        const float *wk = c.wptr[o] + i * kw * kw + off * kw + off, *xi = xg + i * c.h * c.w;
+        for (int64_t ky = ky0; ky < ky1; ++ky)
+          for (int64_t kx = kx0; kx < kx1; ++kx) acc += wk[ky * kw + kx] * xi[(iy + ky) * c.w + ix + kx];
+      }
+      yp[oy * c.wo + ox] = acc * scale + shift;
+    }
+  }
+  activate_run(epi.act, yp, c.ho * c.wo);
+}
+
+// Forward on small output planes: item = a run of kSmallPlanesPerItem (image, output channel) planes.
+void forward_small(const Conv &c, const float *x, float *y, const Epilogue &epi) {
+  const int64_t planes = c.n * c.cout, plane = c.ho * c.wo;
+  parallel_for(planes, kSmallPlanesPerItem, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) small_plane(c, x, j / c.cout, j % c.cout, epi, y + j * plane);
+  });
+}
+
 // Forward: item = (image, group, block of output channels). The group's input planes are split into
 // phases once per thread and (image, group).
 void forward(const Conv &c, const float *x, float *y, const Epilogue &epi) {
+  if (c.ho * c.wo <= kSmallPlane) return forward_small(c, x, y, epi);
   const uint64_t call = next_call_id();
   const int64_t ob = block_of(c.opg), blocks = (c.opg + ob - 1) / ob;
   Pool::instance().run(c.n * c.groups * blocks, [&](int64_t item, int64_t) {

@@ -91,9 +91,9 @@ void squeeze_excite(const Pointwise &pw, const float *x, const float *wr, const 
   });
 }
 
-// y = act(scale * (W (gate * x)) + shift) [+ residual], or its mean over positions when pooled.
-void pointwise(const Pointwise &pw, const float *x, const float *scale, const float *shift, const float *gate,
-               const float *res, float *y) {
+// y = act(scale * (W (gate * x)) + shift) [+ residual], or its mean over positions when pooled, image by image.
+void pointwise_planes(const Pointwise &pw, const float *x, const float *scale, const float *shift, const float *gate,
+                      const float *res, float *y) {
   std::vector<int64_t> seg_rows;  // row blocks per segment
   int64_t per_image = 0;
   const int64_t pos_block = pw.pooled ? pw.p : kPosBlock;
@@ -171,6 +171,46 @@ void pointwise(const Pointwise &pw, const float *x, const float *scale, const fl
         y[img * pw.cout + s.cout0 + o] = pooled_sum[o - o_begin] / static_cast<float>(pw.p);
     }
   });
+}
+
+// pointwise_planes on images of fewer than kChunk positions, where its blocks of positions would be mostly
+// padding: the images side by side as one plane of n * p positions (the SE gate applied as the input is
+// laid out), computed as one image, then put back image by image (residual added, or pooled).
+void pointwise_side_by_side(const Pointwise &pw, const float *x, const float *scale, const float *shift,
+                            const float *gate, const float *res, float *y) {
+  const int64_t np = pw.n * pw.p;
+  std::vector<float> xt(pw.cin * np), yt(pw.cout * np);
+  parallel_for(pw.n * pw.cin, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) {
+      const float g = gate ? gate[j] : 1.f, *src = x + j * pw.p;
+      float *dst = xt.data() + (j % pw.cin) * np + (j / pw.cin) * pw.p;
+      for (int64_t q = 0; q < pw.p; ++q) dst[q] = src[q] * g;
+    }
+  });
+  Pointwise flat = pw;
+  flat.n = 1;
+  flat.p = np;
+  flat.se = flat.residual = flat.pooled = false;
+  pointwise_planes(flat, xt.data(), scale, shift, nullptr, nullptr, yt.data());
+  parallel_for(pw.n * pw.cout, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) {
+      const float *src = yt.data() + (j % pw.cout) * np + (j / pw.cout) * pw.p;
+      if (pw.pooled) {
+        y[j] = sum_n(src, pw.p) / static_cast<float>(pw.p);
+      } else if (res) {
+        for (int64_t q = 0; q < pw.p; ++q) y[j * pw.p + q] = src[q] + res[j * pw.p + q];
+      } else {
+        copy_row(src, pw.p, y + j * pw.p);
+      }
+    }
+  });
+}
+
+// y = act(scale * (W (gate * x)) + shift) [+ residual], or its mean over positions when pooled.
+void pointwise(const Pointwise &pw, const float *x, const float *scale, const float *shift, const float *gate,
+               const float *res, float *y) {
+  if (pw.p < kChunk && pw.n > 1) return pointwise_side_by_side(pw, x, scale, shift, gate, res, y);
+  pointwise_planes(pw, x, scale, shift, gate, res, y);
 }
 
 // Training 1x1 conv with G equal groups: the groups' weights concatenated, (Cout, Cin / G, 1, 1).

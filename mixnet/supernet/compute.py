@@ -6,9 +6,9 @@ mask: the graph an Ascend NPU would run, where every held channel pays the large
 ``Direct`` hands the per-channel kernel sizes to the C++ direct convolution as a tensor, so each
 channel pays only its own kernel size (an unused channel its centre tap), and fuses BatchNorm and
 activation as the stand-alone ``kernels`` network does: BatchNorm + activation on one kernel call in
-training, and at inference on planes from ``POINTWISE_MIN_POSITIONS`` positions up expansion,
-depthwise and SE + projection as three calls. The direct convolution computes only the centre of a
-kernel that meets data (on a 1 x 1 plane, the centre tap), and ``Masked`` crops its kernels likewise.
+training, and at inference expansion, depthwise and SE + projection as three calls. The direct
+convolution computes only the centre of a kernel that meets data (on a 1 x 1 plane, the centre tap),
+and ``Masked`` crops its kernels likewise.
 Where expansion 1 has weights of its own, that small block computes beside the widest expansion and
 the choice's switch picks one of the two outputs.
 """
@@ -102,7 +102,7 @@ class Direct(BlockKernels):
         self.fallback = Masked()
 
     def layered(self, block: nn.Cell, x: Tensor) -> Tensor:
-        """Layer by layer: in training each BatchNorm with its activation as one kernel call, grouped 1x1
+        """Training, layer by layer: each BatchNorm with its activation as one kernel call, grouped 1x1
         convs on the C++ GEMM from ``POINTWISE_MIN_POSITIONS`` output positions up (MindSpore's below)."""
         if block.has_expansion:
             y = block.expand(x)
@@ -129,8 +129,7 @@ class Direct(BlockKernels):
         return with_own_identity(block, x, out, self.depthwise_to_projection(block.own_identity, x))
 
     def fused(self, block: nn.Cell, x: Tensor) -> Tensor:
-        """Inference from ``POINTWISE_MIN_POSITIONS`` positions up: expansion, depthwise and SE + projection
-        (+ skip) as three kernel calls (on smaller planes the fused 1x1 kernels are slower than ``layered``)."""
+        """Inference: expansion, depthwise and SE + projection (+ skip) as three kernel calls."""
         if block.has_expansion:
             expanded = self.expand_op(self.expand_meta, x, *block.expand.weights(), *bn_params(block.expand_bn))
             h = expansion(block, x, expanded)
@@ -148,6 +147,6 @@ class Direct(BlockKernels):
         """The chosen block's output."""
         if not kernels_apply(x):
             return self.fallback(block, x)
-        if block.training or x.shape[2] * x.shape[3] < POINTWISE_MIN_POSITIONS:
+        if block.training:
             return self.layered(block, x)
         return self.fused(block, x)
