@@ -9,7 +9,7 @@
 // phase planes, so every kernel tap reads a contiguous run of floats, and the output is accumulated
 // over the flattened phase grid in register blocks of kChunk floats (the few columns past the right
 // edge are computed and dropped). Output planes of at most kSmallPlane positions (the last stages of a
-// small input) instead sum, output by output, only the taps that meet data.
+// small input) instead sum only the taps that meet data, each tap for all images at once.
 //
 // Tensors are float32, NCHW. The float32 "meta" input comes first: [stride, act, eps, G, k_0..k_{G-1}]
 // (act: 0 none, 1 ReLU, 2 swish; eps is used by the fused inference kernel only).
@@ -207,36 +207,55 @@ struct Epilogue {
 // computes kChunk positions per tap and builds the phase planes per (image, group) whatever the plane's
 // size, which on the last stages of a small input (1 x 1 to 4 x 4 planes) is nearly all overhead.
 constexpr int64_t kSmallPlane = 16;
-// Output planes per work item of forward_small: enough work per item to outweigh claiming it.
-constexpr int64_t kSmallPlanesPerItem = 64;
+// Floats of output per work item of forward_small: enough work per item to outweigh claiming it.
+constexpr int64_t kSmallWork = 16384;
 
-// One output plane of channel o of image img on a small plane: the sum over the taps that meet data,
-// then the epilogue.
-void small_plane(const Conv &c, const float *x, int64_t img, int64_t o, const Epilogue &epi, float *yp) {
-  const int64_t g = o / c.opg, k = c.k[g], p = k / 2, kw = c.kw[o], off = (kw - k) / 2;
-  const float *xg = x + (img * c.cin + g * c.cpg) * c.h * c.w;
-  const float scale = epi.scale ? epi.scale[o] : 1.f, shift = epi.scale ? epi.shift[o] : 0.f;
+// Output channel o for all images at once on small planes, from the input laid out image-minor
+// (xt[(channel * h * w + position) * n + image]): acc[(oy * wo + ox) * n + image] = the sum over the
+// taps that meet data, each tap one run over the images.
+void small_channel(const Conv &c, const float *xt, int64_t o, float *acc) {
+  const int64_t g = o / c.opg, k = c.k[g], p = k / 2, kw = c.kw[o], off = (kw - k) / 2, n = c.n;
   for (int64_t oy = 0; oy < c.ho; ++oy) {
     const int64_t iy = oy * c.stride - p, ky0 = std::max<int64_t>(0, -iy), ky1 = std::min(k, c.h - iy);
     for (int64_t ox = 0; ox < c.wo; ++ox) {
       const int64_t ix = ox * c.stride - p, kx0 = std::max<int64_t>(0, -ix), kx1 = std::min(k, c.w - ix);
-      float acc = 0.f;
+      float *a = acc + (oy * c.wo + ox) * n;
+      std::fill(a, a + n, 0.f);
       for (int64_t i = 0; i < c.cpg; ++i) {
-        const float *wk = c.wptr[o] + i * kw * kw + off * kw + off, *xi = xg + i * c.h * c.w;
+        const float *wk = c.wptr[o] + i * kw * kw + off * kw + off;
+        const float *xi = xt + (g * c.cpg + i) * c.h * c.w * n;
         for (int64_t ky = ky0; ky < ky1; ++ky)
-          for (int64_t kx = kx0; kx < kx1; ++kx) acc += wk[ky * kw + kx] * xi[(iy + ky) * c.w + ix + kx];
+          for (int64_t kx = kx0; kx < kx1; ++kx) {
+            const float w = wk[ky * kw + kx], *src = xi + ((iy + ky) * c.w + ix + kx) * n;
+            for (int64_t img = 0; img < n; ++img) a[img] += w * src[img];
+          }
       }
-      yp[oy * c.wo + ox] = acc * scale + shift;
     }
   }
-  activate_run(epi.act, yp, c.ho * c.wo);
 }
 
-// Forward on small output planes: item = a run of kSmallPlanesPerItem (image, output channel) planes.
+// Forward on small output planes: the input laid out image-minor once, then item = a range of output
+// channels, each computed for all images (runs over the images vectorize), epilogue, and put back NCHW.
 void forward_small(const Conv &c, const float *x, float *y, const Epilogue &epi) {
-  const int64_t planes = c.n * c.cout, plane = c.ho * c.wo;
-  parallel_for(planes, kSmallPlanesPerItem, [&](int64_t lo, int64_t hi) {
-    for (int64_t j = lo; j < hi; ++j) small_plane(c, x, j / c.cout, j % c.cout, epi, y + j * plane);
+  const int64_t hw = c.h * c.w, plane = c.ho * c.wo, n = c.n;
+  std::vector<float> xt(c.cin * hw * n);
+  parallel_for(c.cin, std::max<int64_t>(1, kSmallWork / (hw * n)), [&](int64_t lo, int64_t hi) {
+    for (int64_t ci = lo; ci < hi; ++ci)
+      for (int64_t img = 0; img < n; ++img)
+        for (int64_t q = 0; q < hw; ++q) xt[(ci * hw + q) * n + img] = x[(img * c.cin + ci) * hw + q];
+  });
+  parallel_for(c.cout, std::max<int64_t>(1, kSmallWork / (plane * n)), [&](int64_t lo, int64_t hi) {
+    float *acc = grow(thread_scratch().out, plane * n);
+    for (int64_t o = lo; o < hi; ++o) {
+      small_channel(c, xt.data(), o, acc);
+      if (epi.scale) {
+        const float a = epi.scale[o], b = epi.shift[o];
+        for (int64_t j = 0; j < plane * n; ++j) acc[j] = acc[j] * a + b;
+      }
+      activate_run(epi.act, acc, plane * n);
+      for (int64_t img = 0; img < n; ++img)
+        for (int64_t q = 0; q < plane; ++q) y[(img * c.cout + o) * plane + q] = acc[q * n + img];
+    }
   });
 }
 
