@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "verify": {"config": None, "overrides": {}, "seeds": 2, "epochs_factor": 3, "max_genomes": None},
     "accuracy": {"source": "proxy", "supernet": None},
     "supernet": {"dir": None, "overrides": {}, "sampling": "fair", "sandwich": False, "calibration_batches": 8,
-                 "score_images": None, "noise_sd": None, "expansion_one": "own",
+                 "score_images": None, "score_batch": 256, "noise_sd": None, "expansion_one": "own",
                  "kernel_transform": False},
     "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
                 "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0,

@@ -34,6 +34,7 @@ from .recipes import (check_reference_seeds, on_proxy_data, proxy_train_config, 
 
 MIN_GENOMES = 3
 CHECK_FOLDER = "proxy_check"
+SUPERNET_CHECK_FOLDER = "supernet_check"
 RUNS_NAME = "runs.csv"
 MAX_SAMPLING_TRIES = 1000
 
@@ -69,6 +70,12 @@ def check_counts(genomes: int, seeds: int, reference_seeds: int) -> None:
         raise UsageError(f"--seeds {seeds} - must be an integer >= 1 (2 or more measure the noise)")
     if reference_seeds < 1:
         raise UsageError(f"--reference-seeds {reference_seeds} - must be an integer >= 1")
+
+
+def check_run_logs(out_dir: Path) -> tuple[Path, ...]:
+    """The run logs of the fidelity checks in a search's ``out_dir`` (``proxy check``, ``supernet check``):
+    a reference training either made is reused by the other and by ``verify``."""
+    return tuple(out_dir / folder / RUNS_NAME for folder in (CHECK_FOLDER, SUPERNET_CHECK_FOLDER))
 
 
 def copy_numbers(genomes: list[Genome]) -> list[int]:
@@ -117,7 +124,8 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     check_output(out / RUNS_NAME)
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds)
-    rows = train_runs(runs, RunLog(out / RUNS_NAME), data, train_fn, progress, desc="proxy check")
+    rows = train_runs(runs, RunLog(out / RUNS_NAME, known=check_run_logs(cfg.out_dir)), data, train_fn, progress,
+                      desc="proxy check")
     p, r = score_matrix(rows, "proxy", n), score_matrix(rows, "reference", n)
     report = fidelity(p, r)
     seconds = rows.groupby("role").train_seconds.mean()

@@ -20,7 +20,7 @@ from .accuracy_runs import Run, RunLog, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import paired_difference, verdict
 from space.basics.atomic import check_output, write_atomic
-from .proxy_check import CHECK_FOLDER, RUNS_NAME
+from .proxy_check import check_run_logs
 from .proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .ranking import kendall_tau
 from .report import finish_plot, pareto_front, trials_frame
@@ -68,7 +68,7 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     genomes = [parse_genome(g) for g in chosen.genome]
     runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in reference_seeded(recipe, k)]
-    log = RunLog(out / "verify_runs.csv", known=(cfg.out_dir / CHECK_FOLDER / RUNS_NAME,))
+    log = RunLog(out / "verify_runs.csv", known=check_run_logs(cfg.out_dir))
     rows = train_runs(runs, log, data, train_fn, progress, desc="verify")
     scores = score_matrix(rows, "reference", len(genomes))
     table = verified_table(chosen, scores, data.n_holdout, int(recipe.epoch_size))

@@ -23,14 +23,13 @@ from space.search_space import GENOME_SAMPLINGS, SearchSpace
 from ..accuracy_runs import Run, RunLog, score_matrix, train_runs
 from ..config import SearchConfig
 from ..fidelity import binomial_se, fidelity, free_rankings
-from ..proxy_check import (CHECK_FOLDER, RUNS_NAME, agreement_lines, check_counts, genome_table, num, plot_check,
-                           sampled_genomes)
+from ..proxy_check import (RUNS_NAME, SUPERNET_CHECK_FOLDER, agreement_lines, check_counts, check_run_logs,
+                           genome_table, num, plot_check, sampled_genomes)
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import check_reference_seeds, on_proxy_data, reference_seeded, reference_train_config
 from .scoring import scorer_for
 from .training import supernet_recipe, train_supernet
 
-FOLDER = "supernet_check"
 
 
 def seeded_supernet(cfg: SearchConfig, index: int) -> SearchConfig:
@@ -66,7 +65,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
     plan = plan_proxy_data(cfg.data)
     data = proxy_data_of(plan, cfg.out_dir)
     ref_recipe = on_proxy_data(ref_recipe, data)
-    out = Path(out) if out is not None else cfg.out_dir / FOLDER
+    out = Path(out) if out is not None else cfg.out_dir / SUPERNET_CHECK_FOLDER
     check_output(out / RUNS_NAME)
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     scores = np.zeros((len(chosen), supernets))
@@ -83,7 +82,7 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
         score_seconds.append((time.perf_counter() - started) / len(chosen))
     runs = [Run(i, "reference", g, r) for i, g in enumerate(chosen)
             for r in reference_seeded(ref_recipe, reference_seeds)]
-    log = RunLog(out / RUNS_NAME, known=(cfg.out_dir / CHECK_FOLDER / RUNS_NAME,))
+    log = RunLog(out / RUNS_NAME, known=check_run_logs(cfg.out_dir))
     rows = train_runs(runs, log, data, train_fn, progress, desc="supernet check references")
     ref = score_matrix(rows, "reference", len(chosen))
     report = fidelity(scores, ref)

@@ -98,9 +98,11 @@ class ScoringImages:
     batch: int
 
 
-def scoring_images(recipe: Any, calibration_batches: int, count: "int | None" = None) -> ScoringImages:
+def scoring_images(recipe: Any, calibration_batches: int, count: "int | None" = None,
+                   batch: "int | None" = None) -> ScoringImages:
     """``calibration_batches`` shuffled training batches (training transforms) and the held-out images: all,
-    or ``count`` of them drawn at random once (the same for every genome, so scores stay paired)."""
+    or ``count`` of them drawn at random once (the same for every genome, so scores stay paired), scored
+    ``batch`` at a time (the recipe's batch size unless given)."""
     train = scan_split(recipe.data_dir, recipe.train_split, "train_split")
     holdout = scan_split(recipe.data_dir, recipe.val_split, "val_split")
     data = TrainData(recipe, train, recipe.num_classes, 0, 1)
@@ -114,7 +116,7 @@ def scoring_images(recipe: Any, calibration_batches: int, count: "int | None" = 
     if count is not None and count < len(labels):
         chosen = np.sort(np.random.default_rng(int(recipe.seed)).permutation(len(labels))[:count])
         images, labels = images[chosen], labels[chosen]
-    return ScoringImages(tuple(calibration), images, labels, int(recipe.batch_size))
+    return ScoringImages(tuple(calibration), images, labels, int(batch or recipe.batch_size))
 
 
 class SupernetScorer:
@@ -169,8 +171,9 @@ def scorer_for(cfg: SearchConfig, proxy: ProxyData, recipe: Any) -> SupernetScor
     """The scorer of ``cfg``'s trained supernet on the proxy split ``proxy`` (``recipe``: the supernet recipe)."""
     ms.set_context(mode=ms.GRAPH_MODE)
     net = load_supernet(cfg, proxy=proxy, recipe=recipe)
-    return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), cfg.supernet.calibration_batches,
-                                              cfg.supernet.score_images))
+    section = cfg.supernet
+    return SupernetScorer(net, scoring_images(on_proxy_data(recipe, proxy), section.calibration_batches,
+                                              section.score_images, section.score_batch))
 
 
 class SupernetAccuracy:
