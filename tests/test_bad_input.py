@@ -104,6 +104,8 @@ CASES = [
      {"verify": {"max_genomes": 0}}),
     ("supernet scored on no images", ["supernet", "check", "--config", "{search}"], ["supernet.score_images 0"],
      {"supernet": {"score_images": 0}}),
+    ("supernet scored in steps of no images", ["supernet", "check", "--config", "{search}"],
+     ["supernet.score_batch 0"], {"supernet": {"score_batch": 0}}),
     ("supernet noise in percent", ["supernet", "train", "--config", "{search}"], ["supernet.noise_sd 250",
      "'search.py supernet check'"], {"supernet": {"noise_sd": 250}}),
     ("supernet unknown expansion one", ["supernet", "train", "--config", "{search}"],
