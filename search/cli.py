@@ -42,7 +42,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run", "--prepare"])
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

@@ -10,7 +10,7 @@ from space.basics.atomic import atomic_path
 from space.basics.errors import UsageError
 from space.search_space import GENOME_SAMPLINGS
 
-DEMO_CONFIG = "configs/search/demo.yaml"
+DEMO_CONFIG = "configs/search/supernet_demo.yaml"
 EXPORT_FORMATS = ("MINDIR", "ONNX")
 SUFFIX = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="worker processes on this machine")
     p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument("--sampler", help="tpe, nsga2, nsga3, gp or random")
+    p.add_argument("--prepare", action="store_true", help="first build the config's latency table and train its "
+                   "supernet where they are missing (latency.source lut, accuracy.source supernet)")
     p.set_defaults(func=run)
 
     p = sub.add_parser("report", help="write trials.csv, pareto.csv/png and best/ from a storage")
@@ -98,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"out": args.out, "trials": args.trials, "storage": args.storage, "study": args.study,
                  "workers": args.workers, "seed": args.seed, "sampler": args.sampler}
     cfg = load_search_config(args.config, overrides)
+    if args.prepare:
+        from .prepare import prepare_search
+        prepare_search(cfg)
     study = run_search(cfg)
     front = write_outputs(study, cfg.out_dir, cfg.goal.front_objectives)
     print(summary(trials_frame(study), front, cfg.out_dir))

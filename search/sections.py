@@ -278,7 +278,8 @@ class LatencySection:
 
     @classmethod
     def build(cls, doc: dict[str, Any], source: str) -> "LatencySection":
-        """The ``latency`` section, checked: values of the target and the protocol, and the LUT file."""
+        """The ``latency`` section, checked: values of the target and the protocol, and that a LUT source names
+        a table file (read, and matched to the space, when a search starts)."""
         check_choice(doc["source"], LATENCY_SOURCES, f"{source}: latency.source")
         try:
             target = LatencyTarget(backend=doc["backend"], device=doc["device"], batch=doc["batch"],
@@ -294,9 +295,6 @@ class LatencySection:
         if doc["source"] == "lut":
             if not doc["lut"]:
                 raise UsageError(f"{source}: latency.source is 'lut' but latency.lut names no table file")
-            if not Path(doc["lut"]).is_file():
-                raise UsageError(f"{source}: latency.lut '{doc['lut']}' not found - build one with "
-                                 "'search.py lut build'")
         return cls(source=doc["source"], target=target, protocol=protocol, lut=doc["lut"], cache=doc["cache"],
                    remote=doc["remote"], remote_timeout_s=float(timeout))
 

@@ -55,6 +55,9 @@ class TableLatency:
     """The latency of a genome predicted from a per-block table built for the search's space and target."""
 
     def __init__(self, path: str, space: SearchSpace, target: LatencyTarget) -> None:
+        if not Path(path).is_file():
+            raise UsageError(f"latency.lut '{path}' not found - build one with 'search.py lut build', or let "
+                             "'search.py run --prepare' build it")
         self.table = LatencyTable.load(path)
         try:
             self.table.ensure_matches(space, backend=target.backend, device=target.device, batch=target.batch,
@@ -101,9 +104,14 @@ class RemoteLatency(_Cached):
         return result.median_ms
 
 
+def cache_path_of(section: Any, out_dir: Path) -> Path:
+    """Where a search's measured latencies are kept: the ``latency`` section's ``cache``, else in ``out_dir``."""
+    return Path(section.cache or out_dir / "latency_cache.sqlite")
+
+
 def latency_source(section: Any, space: SearchSpace, out_dir: Path, remote_url: str, where: str) -> LatencySource:
     """The latency source a search config's ``latency`` section names, checked now; errors name ``where``."""
-    cache_path = Path(section.cache or out_dir / "latency_cache.sqlite")
+    cache_path = cache_path_of(section, out_dir)
     try:
         if section.source == "lut":
             return TableLatency(section.lut, space, section.target)
