@@ -210,10 +210,11 @@ class AccuracySection:
 class SupernetSection:
     """The supernet of the space: where it is trained, its recipe changes, how steps choose genomes,
     how many training batches recalibrate BatchNorm before a genome is scored, on how many of the
-    held-out images (``score_images``; None: all) in steps of how many (``score_batch``), the stated noise of one supernet's scores
-    (``noise_sd``: the paired run noise that ``supernet check`` reports, in points), whether
-    expansion 1 has weights of its own (``expansion_one``: own or shared) and whether smaller kernels
-    are transformed centres of larger ones (``kernel_transform``, Once-for-All's)."""
+    held-out images (``score_images``; None: all) in steps of how many (``score_batch``), the stated
+    noise of one supernet's scores (``noise_sd``: the paired run noise that ``supernet check``
+    reports, in points), whether expansion 1 has weights of its own (``expansion_one``: own or
+    shared) and whether smaller kernels are transformed centres of larger ones (``kernel_transform``,
+    Once-for-All's)."""
 
     dir: Path
     overrides: dict
@@ -244,8 +245,8 @@ class SupernetSection:
         check_noise_sd(doc["noise_sd"], f"{source}: supernet.noise_sd", "supernet check")
         return cls(dir=Path(doc["dir"]) if doc["dir"] else out_dir / "supernet", overrides=dict(doc["overrides"]),
                    sampling=doc["sampling"], sandwich=doc["sandwich"], calibration_batches=doc["calibration_batches"],
-                   score_images=doc["score_images"], score_batch=doc["score_batch"], noise_sd=doc["noise_sd"], expansion_one=doc["expansion_one"],
-                   kernel_transform=doc["kernel_transform"])
+                   score_images=doc["score_images"], score_batch=doc["score_batch"], noise_sd=doc["noise_sd"],
+                   expansion_one=doc["expansion_one"], kernel_transform=doc["kernel_transform"])
 
     @property
     def noise_fraction(self) -> float | None:

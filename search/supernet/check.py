@@ -31,7 +31,6 @@ from .scoring import scorer_for
 from .training import supernet_recipe, train_supernet
 
 
-
 def seeded_supernet(cfg: SearchConfig, index: int) -> SearchConfig:
     """``cfg`` with its ``index``-th supernet: the recipe's seed plus ``index``, in its own folder
     (the first is the config's own supernet)."""
