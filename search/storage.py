@@ -10,6 +10,7 @@ import optuna
 import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from space.basics.errors import UsageError
 
@@ -46,16 +47,40 @@ def _prepare_sqlite(path: Path) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+class SQLiteStorage(RDBStorage):
+    """An RDBStorage on an SQLite file whose processes take a waiting (enqueued) trial one at a time, under
+    ``pop_lock``: SQLite has no row locks, so two processes could both see a trial waiting, both move it to
+    RUNNING and both run it (the second then cannot tell it: it is complete)."""
+
+    def __init__(self, url: str, pop_lock: Path, **kwargs) -> None:
+        super().__init__(url, **kwargs)
+        self.pop_lock = pop_lock
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        """As RDBStorage's; moving a trial to RUNNING holds ``pop_lock`` and is refused unless it is waiting."""
+        if state != TrialState.RUNNING:
+            return super().set_trial_state_values(trial_id, state, values)
+        with file_lock(self.pop_lock):
+            if self.get_trial(trial_id).state != TrialState.WAITING:
+                return False
+            return super().set_trial_state_values(trial_id, state, values)
+
+
 def _rdb_storage(url: str, heartbeat: bool) -> RDBStorage:
-    """An RDBStorage; creating a new schema is retried, since concurrent first opens can collide."""
+    """An RDBStorage (an SQLiteStorage for an SQLite file); creating a new schema is retried, since
+    concurrent first opens can collide."""
     extra = {}
     if heartbeat:
         extra = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD,
                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {"pool_pre_ping": True}
+    path = sqlite_path(url) if url.startswith("sqlite:") else None
     attempt = 1
     while True:
         try:
+            if path is not None:
+                return SQLiteStorage(url, pop_lock=path.with_name(f".{path.name}.pop.lock"), engine_kwargs=engine,
+                                     **extra)
             return RDBStorage(url, engine_kwargs=engine, **extra)
         except sqlalchemy.exc.SQLAlchemyError:
             if attempt >= SCHEMA_ATTEMPTS:
