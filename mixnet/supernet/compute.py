@@ -22,7 +22,7 @@ from space.genome import LayerSpec
 from ..kernels import ops as kops
 from ..layers import bn_params
 from ..mixconv.base import Compute
-from ..mixconv.kernels import POINTWISE_MIN_POSITIONS, BlockKernels, kernels_apply, no_activation, train_batch_norm_act
+from ..mixconv.kernels import BlockKernels, kernels_apply, no_activation, train_batch_norm_act
 
 
 def expansion(block: nn.Cell, x: Tensor, expanded: Tensor) -> Tensor:
