@@ -57,12 +57,11 @@ class SQLiteStorage(RDBStorage):
         self.pop_lock = pop_lock
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
-        """As RDBStorage's; moving a trial to RUNNING holds ``pop_lock`` and is refused unless it is waiting."""
+        """As RDBStorage's (which refuses RUNNING unless the trial is waiting); moving a trial to RUNNING holds
+        ``pop_lock``, so that check and the write are one step across processes."""
         if state != TrialState.RUNNING:
             return super().set_trial_state_values(trial_id, state, values)
         with file_lock(self.pop_lock):
-            if self.get_trial(trial_id).state != TrialState.WAITING:
-                return False
             return super().set_trial_state_values(trial_id, state, values)
 
 
