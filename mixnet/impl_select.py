@@ -4,9 +4,11 @@
 ``padded``, and ``kernels`` on a CPU with a C++ compiler) on a fixed set of probe MixNet blocks
 (a training step's forward and backward, in graph mode) and returns the fastest. The choice is
 kept in ``<cache dir>/mixconv_impl.json`` under a key made of the device, the MindSpore version, the
-CPU and the probe shapes, so later builds on the same machine pay nothing (a choice stored under
-an accepted old name counts as its implementation). The file is written atomically (temporary
-file, then rename), so concurrent processes never read a partial file.
+CPU, the probe shapes and the candidates it was chosen from, so later builds on the same machine pay
+nothing, and a machine that gains (or loses) an implementation, say a C++ compiler installed after a
+choice between ``split`` and ``padded``, measures again (a choice stored under an accepted old name
+counts as its implementation). The file is written atomically (temporary file, then rename), so
+concurrent processes never read a partial file.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def device_key() -> str:
     cpu = hashlib.sha256(cpu_signature().encode()).hexdigest()[:12] if device == "CPU" else "-"
     probes = ";".join("-".join(".".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in p) for p in PROBES)
     return f"{device}|mindspore-{ms.__version__}|cpu-{cpu}|b{PROBE_BATCH}|{probes}"
+
+
+def choice_key(impls: tuple[str, ...]) -> str:
+    """What a choice among ``impls`` is valid for: the device (``device_key``) and the candidates."""
+    return f"{device_key()}|from-{'.'.join(impls)}"
 
 
 def kernels_available() -> bool:
@@ -156,13 +163,13 @@ def _write_cache(data: dict) -> None:
 
 
 def auto_impl(remeasure: bool = False) -> str:
-    """The fastest implementation on this device: from the cache, or measured now and remembered."""
-    key = device_key()
+    """The fastest implementation available on this device: from the cache, or measured now and remembered."""
+    impls = candidates()
+    key = choice_key(impls)
     stored = _read_cache().get(key, {}).get("impl")
     cached = IMPL_ALIASES.get(stored, stored)
-    if cached and not remeasure and cached in candidates():
+    if cached in impls and not remeasure:
         return cached
-    impls = candidates()
     seconds = measure(impls)
     best = min(seconds, key=seconds.get)
     data = _read_cache()

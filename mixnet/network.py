@@ -11,6 +11,7 @@ from space.genome import Genome
 from .blocks import MixNetBlock
 from .layers import ConvBnAct, dense_init, spatial_mean
 from .mixconv import implementation
+from .mixconv.kernels import computed_impl
 
 if TYPE_CHECKING:
     from .mixconv.base import Implementation
@@ -60,7 +61,7 @@ class MixNet(nn.Cell):
         super().__init__()
         impl = implementation(mixconv_impl)
         self.genome = genome
-        self.mixconv_impl = impl.name
+        self.impl = impl
         stem = genome.stem_out
         self.stem_conv = ConvBnAct(in_channels, stem, 3, 2, "relu", bn_momentum, bn_eps, impl)
         layers = genome.layers()
@@ -71,6 +72,12 @@ class MixNet(nn.Cell):
         self.classifier = nn.Dense(head, genome.num_classes)
         dense_init(self.classifier, genome.num_classes)
         self.compute = impl.network(HEAD_ACT, bn_eps)
+
+    @property
+    def mixconv_impl(self) -> str:
+        """The implementation the network computes with, e.g. ``kernels``, or ``kernels->split (float16)``
+        under float16 mixed precision, where the kernels fall back to MindSpore's operators."""
+        return computed_impl(self, self.impl.name)
 
     def parts(self) -> NetworkParts:
         """The stem, the blocks, the head conv and the classifier (pool, dropout, dense) as cells."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -40,6 +41,7 @@ def test_profile_of_a_tiny_genome_has_sane_statistics() -> None:
     assert result.min_ms * result.repeats <= result.env["span_s"] * 1e3 + 1.0
     env = result.env
     assert env["backend"] == "onnxruntime" and env["device"] == "CPU" and env["threads"] == 1
+    assert env["mixconv_impl"] == "split"  # what the ONNX export was built with
     assert env["mindspore"] and env["onnxruntime"] and env["warmup"] == 5
     assert env["genome_key"] == TINY.key() and env["resolution"] == 64
     d = result.to_dict()
@@ -73,6 +75,30 @@ def test_the_cache_returns_the_stored_result_without_measuring(tmp_path: Path,
     # more timed runs than stored is a miss, and the counter sees the new measurement
     third = measure_latency(TINY, TINY_TARGET, warmup=2, repeats=20, cache=cache, min_span_s=0.0)
     assert not third.cached and third.repeats >= 20 and len(prepared) == 2
+
+
+def test_results_are_kept_apart_by_the_mixconv_impl_that_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the mindspore backend a genome runs what ``auto`` chose on the device: timed under two choices,
+    it is two cache entries, each naming the implementation that ran, and each is found again under its own."""
+    from mixnet import impl_select
+    from mixnet.kernels.build import library_path
+    library_path()  # the kernels are available (built where they are kept) before the choices go elsewhere
+    monkeypatch.setenv("MIXNAS_CACHE_DIR", str(tmp_path))
+    target = LatencyTarget(backend="mindspore", device="CPU", resolution=64)
+
+    def measured_with(impl: str) -> LatencyResult:
+        """The genome timed (or found in the cache) after ``auto`` chose ``impl`` on this device."""
+        key = impl_select.choice_key(impl_select.candidates())
+        impl_select.cache_file().write_text(json.dumps({key: {"impl": impl, "seconds": {}}}))
+        return measure_latency(TINY, target, warmup=2, repeats=10, cache=cache, min_span_s=0.0)
+
+    cache = LatencyCache(tmp_path / "lat.sqlite")
+    split, kernels = measured_with("split"), measured_with("kernels")
+    assert (split.env["mixconv_impl"], kernels.env["mixconv_impl"]) == ("split", "kernels")
+    assert not split.cached and not kernels.cached and len(cache) == 2
+    assert len({row["env_key"] for row in cache}) == 2
+    again = measured_with("split")
+    assert again.cached and again.env == split.env
 
 
 def _write_results(path: str, worker: int) -> None:

@@ -27,11 +27,11 @@ def test_profile_json_and_cache(tmp_path: Path) -> None:
     out = json.loads(first.stdout)
     assert out["backend"] == "onnxruntime" and out["device"] == "CPU" and out["repeats"] == 12
     assert 0 < out["median_ms"] <= out["p90_ms"] and out["cv"] >= 0 and out["cached"] is False
-    assert out["env"]["batch"] == 2 and out["env"]["threads"] == 1
+    assert out["env"]["batch"] == 2 and out["env"]["threads"] == 1 and out["env"]["mixconv_impl"] == "split"
     second = json.loads(run_cli(*args).stdout)
     assert second["cached"] is True and second["median_ms"] == out["median_ms"]
     text = run_cli(*args[:-1])
-    assert "median" in text.stdout and "(cache)" in text.stdout
+    assert "median" in text.stdout and "(cache)" in text.stdout and "mixconv_impl split" in text.stdout
 
 
 def test_profile_errors_are_one_line() -> None:

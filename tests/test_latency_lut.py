@@ -11,13 +11,15 @@ import statistics
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import assert_user_error, run_cli
-from search.latency import LatencyCache, LatencyTable
+from search.latency import LatencyCache, LatencyTable, LatencyTarget
 from search.latency.accuracy import check_lut, scores
 from search.ranking import kendall_tau
 from search.latency.lut import fit_correction
-from search.latency.lut_build import calibration_genomes, extreme_genomes
+from search.latency.lut_build import calibration_genomes, extreme_genomes, lut_parts
+from search.latency.sources import TableLatency
 from space import parse_genome
 from space.basics.errors import UsageError
 from space.search_space import SearchSpace
@@ -62,6 +64,7 @@ def test_the_lut_has_every_choice_of_every_layer_and_fixed_terms(built: dict) ->
     layer2 = {e.option: e for e in table.entries if e.layer == 2}
     assert layer2["k3_e3"].in_shape == "16x16x16"
     assert table.meta["env"]["onnxruntime"] and table.meta["target"]["resolution"] == 64
+    assert table.mixconv_impl == "split"  # the ONNX exports' implementation
     assert "wrote" in built["stdout"] and "correction" in built["stdout"]
 
 
@@ -234,6 +237,42 @@ def test_lut_commands_reject_a_mismatched_lut(built: dict) -> None:
     assert_user_error(run_cli("lut", "predict", "--lut", space_file, "mixnet_s"), "is not a MixNAS LUT")
 
 
+def test_a_search_refuses_a_lut_of_other_threads_device_or_implementation(built: dict, tmp_path: Path) -> None:
+    lut, space = str(built["lut"]), built["space"]
+    TableLatency(lut, space, LatencyTarget(resolution=64, threads=1, device_id=0))  # the LUT's own target
+    with pytest.raises(UsageError, match="built for device_id 0, not 1 - .* --device-id 1'$"):
+        TableLatency(lut, space, LatencyTarget(resolution=64, device_id=1))
+    first, _, rest = built["lut"].read_text().partition("\n")
+    meta = json.loads(first[len("# mixnas-lut "):])
+    meta["env"]["mixconv_impl"] = "kernels"
+    other_impl = tmp_path / "kernels_lut.csv"
+    other_impl.write_text(f"# mixnas-lut {json.dumps(meta)}\n{rest}")
+    with pytest.raises(UsageError, match="built with mixconv_impl kernels, not split"):
+        TableLatency(str(other_impl), space, LatencyTarget(resolution=64))
+    config = tmp_path / "search.yaml"  # data that is not there: a search that went past the LUT stops at it
+    config.write_text(yaml.safe_dump({"space": str(built["space_file"]), "out": str(tmp_path / "search"),
+                                      "data": {"dataset": "imagefolder", "data_dir": str(tmp_path / "nowhere")},
+                                      "latency": {"source": "lut", "lut": lut, "resolution": 64, "threads": 2}}))
+    assert_user_error(run_cli("run", "--config", str(config)), "latency.lut", "built for threads 1, not 2",
+                      "--threads 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kernels_lut.csv", "search.yaml"]
+
+
+def test_a_layer_choice_that_makes_no_valid_layer_is_named(tmp_path: Path) -> None:
+    space_file = tmp_path / "broken.yaml"
+    space_file.write_text(TINY_SPACE.replace("name: tiny", "name: broken").replace(
+        "0: {expand_ratio: [1]}", "0: {expand_ratio: [1], project_groups: [1, 16]}"))
+    message = ("space 'broken' layer 0 choice k3_e1_p16: block 1: 8 channels cannot be split into 16 "
+               "projection groups - remove it from the layer's menu")
+    with pytest.raises(UsageError) as info:
+        lut_parts(SearchSpace.from_yaml(space_file), 64)
+    assert str(info.value) == message
+    out = tmp_path / "broken_lut.csv"
+    assert_user_error(run_cli("lut", "build", "--space", str(space_file), "--resolution", "64", "--out", str(out)),
+                      message)
+    assert not out.exists()
+
+
 def test_scores_and_correction_arithmetic() -> None:
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
@@ -261,7 +300,6 @@ def test_fixed_parts_are_the_cells_of_one_skeleton_network(tmp_path: Path) -> No
     import mindspore as ms
     import numpy as np
 
-    from search.latency.lut_build import lut_parts
     space_file = tmp_path / "tiny.yaml"
     space_file.write_text(TINY_SPACE)
     parts = lut_parts(SearchSpace.from_yaml(space_file), 64, "custom")

@@ -72,7 +72,7 @@ def test_cpp_kernels_run_on_the_targets_thread_count() -> None:
     target = LatencyTarget(backend="mindspore", device="CPU", resolution=64)
     set_kernel_threads(2)  # what the kernels use by default on a 2-CPU host
     [result] = measure_cells([lambda: create_model(parse_genome(TINY), mixconv_impl="kernels")],
-                             [target.input_shape], [environment(target)], target, warmup=2, repeats=10,
+                             [target.input_shape], [environment(target, "kernels")], target, warmup=2, repeats=10,
                              min_span_s=0.0)
     assert result.env["threads"] == 1
     assert kernel_threads() == result.env["kernel_threads"] == result.env["threads"]
@@ -90,17 +90,18 @@ def test_gpu_models_are_recorded_and_unknown_ones_do_not_share_a_key(
     monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     gpu = LatencyTarget(backend="mindspore", device="GPU")
-    t4, a100 = environment(gpu), environment(LatencyTarget(backend="mindspore", device="GPU", device_id=1))
+    t4 = environment(gpu, "split")
+    a100 = environment(LatencyTarget(backend="mindspore", device="GPU", device_id=1), "split")
     assert t4["device_name"] == "Tesla T4" and a100["device_name"] == "NVIDIA A100-SXM4-40GB"
     assert env_key(t4) != env_key(a100) and "device_name_unknown" not in t4
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert environment(gpu)["device_name"] == "NVIDIA A100-SXM4-40GB"
+    assert environment(gpu, "split")["device_name"] == "NVIDIA A100-SXM4-40GB"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
-    failed = environment(gpu)
+    failed = environment(gpu, "split")
     assert failed["device_name"] == "unknown GPU" and "No devices were found" in failed["device_name_unknown"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    absent = environment(gpu)
+    absent = environment(gpu, "split")
     assert absent["device_name"] == "unknown GPU" and "nvidia-smi" in absent["device_name_unknown"]
     assert env_key(absent) not in (env_key(t4), env_key(a100))
 

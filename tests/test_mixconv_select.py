@@ -31,7 +31,7 @@ def test_auto_measures_once_and_remembers(cache: Path, small_probes: None, monke
     chosen = impl_select.resolve_impl("auto")
     assert chosen in ("split", "padded", "kernels")
     data = json.loads(impl_select.cache_file().read_text())
-    entry = data[impl_select.device_key()]
+    entry = data[impl_select.choice_key(("split", "padded", "kernels"))]
     assert entry["impl"] == chosen and set(entry["seconds"]) == {"split", "padded", "kernels"}
     assert chosen == min(entry["seconds"], key=entry["seconds"].get)
     assert not list(cache.glob("*.tmp*")) and not list(cache.glob("mixconv_impl.json.*"))
@@ -48,7 +48,8 @@ def test_auto_measures_once_and_remembers(cache: Path, small_probes: None, monke
 
 def test_a_choice_stored_under_an_old_name_is_its_implementation(cache: Path, small_probes: None,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    impl_select.cache_file().write_text(json.dumps({impl_select.device_key(): {"impl": "custom", "seconds": {}}}))
+    key = impl_select.choice_key(impl_select.candidates())
+    impl_select.cache_file().write_text(json.dumps({key: {"impl": "custom", "seconds": {}}}))
     monkeypatch.setattr(impl_select, "measure", lambda *_a, **_k: pytest.fail("measured again"))
     assert impl_select.resolve_impl("auto") == "kernels"
     assert create_model("mixnet_s").mixconv_impl == "kernels"
@@ -94,19 +95,37 @@ def test_library_is_built_once_per_source(cache: Path, monkeypatch: pytest.Monke
         build.library_path.cache_clear()
 
 
-def test_missing_compiler_is_a_clear_error_and_auto_falls_back(cache: Path, small_probes: None,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CXX", "no-such-compiler-here")
+def test_missing_compiler_is_a_clear_error_and_auto_measures_again_once_installed(
+        tmp_path: Path, small_probes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a C++ compiler ``kernels`` is a clear error and ``auto`` chooses between ``split`` and
+    ``padded``; that choice is not kept once ``$CXX`` is there: ``auto`` measures again with ``kernels``
+    among the candidates, and keeps both choices."""
     build.library_path.cache_clear()
+    library = build.library_path()  # where the kernels are kept for this user, built if they are not yet
+    monkeypatch.setenv("MIXNAS_CACHE_DIR", str(tmp_path))
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / library.name).symlink_to(library)  # the same build: found, not compiled again
+    monkeypatch.setattr(impl_select, "PROBES", ((8, 8, 2, (3,), 1, 1, 8, 0),))  # one probe: fewer compiles
     try:
-        with pytest.raises(build.KernelUnavailable, match="no C\\+\\+ compiler: 'no-such-compiler-here'"):
-            impl_select.resolve_impl("kernels")
-        with pytest.raises(build.KernelUnavailable):
-            impl_select.resolve_impl("custom")
-        with pytest.warns(UserWarning, match="'kernels' unavailable"):
-            assert impl_select.resolve_impl("auto") in ("split", "padded")
+        with monkeypatch.context() as no_compiler:
+            no_compiler.setenv("CXX", "no-such-compiler-here")
+            build.library_path.cache_clear()
+            with pytest.raises(build.KernelUnavailable, match="no C\\+\\+ compiler: 'no-such-compiler-here'"):
+                impl_select.resolve_impl("kernels")
+            with pytest.raises(build.KernelUnavailable):
+                impl_select.resolve_impl("custom")
+            with pytest.warns(UserWarning, match="'kernels' unavailable"):
+                without = impl_select.resolve_impl("auto")
+        build.library_path.cache_clear()
+        with_compiler = impl_select.resolve_impl("auto")
     finally:
         build.library_path.cache_clear()
+    entries = json.loads(impl_select.cache_file().read_text()).values()
+    measured = {frozenset(e["seconds"]): e for e in entries}
+    assert set(measured) == {frozenset({"split", "padded"}), frozenset({"split", "padded", "kernels"})}
+    for impl, candidates in ((without, {"split", "padded"}), (with_compiler, {"split", "padded", "kernels"})):
+        seconds = measured[frozenset(candidates)]["seconds"]
+        assert impl == measured[frozenset(candidates)]["impl"] == min(seconds, key=seconds.get)
 
 
 def test_failed_compile_leaves_no_partial_library(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

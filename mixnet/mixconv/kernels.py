@@ -6,7 +6,8 @@ BatchNorm + skip), the stem as one and the head conv + BatchNorm + activation + 
 one. In training MixConv and the stem run as direct convolutions, every BatchNorm with its
 activation as one kernel, SE and swish as one kernel each way, and grouped 1x1 convs from
 ``POINTWISE_MIN_POSITIONS`` output positions up on the C++ GEMM. The kernels take float32 only:
-under float16 mixed precision (``ms.amp``) every layer computes as ``split`` does.
+under float16 mixed precision (``ms.amp`` O2/O3) every layer computes as ``split`` does, and the
+network reports it (``computed_impl``: ``kernels->split (float16)``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .split import Split
 # Training 1x1 convs run on the C++ kernel from this many output positions up (28 x 28): below it,
 # with hundreds of channels on a few positions, MindSpore's GEMM is faster (bench/mixnet_layers.py).
 POINTWISE_MIN_POSITIONS = 784
+# Cell flags with which mixed precision (``ms.amp`` O2/O3, ``Cell.to_float``) casts a cell's inputs.
+LOW_PRECISION_FLAGS = {"fp16": "float16", "bf16": "bfloat16"}
 
 
 def kernels_apply(x: Tensor) -> bool:
@@ -276,3 +279,29 @@ class Kernels(Split):
     def network(self, head_act: str, eps: float) -> Compute:
         """The head fused with the global pool at inference."""
         return Network(head_act, eps)
+
+
+def low_precision(cell: nn.Cell) -> "str | None":
+    """``float16`` or ``bfloat16`` when mixed precision casts ``cell``'s inputs to it, else None."""
+    flags = cell.get_flags()
+    return next((dtype for flag, dtype in LOW_PRECISION_FLAGS.items() if flags.get(flag)), None)
+
+
+def runs_kernels(cell: nn.Cell) -> bool:
+    """Whether ``cell`` calls the C++ kernels when its input is float32."""
+    compute = getattr(cell, "compute", None)
+    return isinstance(cell, Swish) or isinstance(compute, (KernelCall, ConvBnAct, BlockKernels, Network))
+
+
+def computed_impl(network: nn.Cell, name: str) -> str:
+    """What ``network``, built with the implementation ``name``, computes with: ``name``, or for ``kernels``
+    cast to float16 (or bfloat16) by mixed precision the MindSpore operators it falls back to:
+    ``kernels->split (float16)``, or ``kernels->split in 3 of 12 cells (float16)`` when only some are."""
+    if name != Kernels.name:
+        return name
+    hosts = [cell for _, cell in network.cells_and_names() if runs_kernels(cell)]
+    low = [dtype for dtype in map(low_precision, hosts) if dtype]
+    if not low:
+        return name
+    where = "" if len(low) == len(hosts) else f" in {len(low)} of {len(hosts)} cells"
+    return f"{name}->split{where} ({', '.join(sorted(set(low)))})"

@@ -13,6 +13,7 @@ from .cache import LatencyCache
 from .lut import LatencyTable
 from .measure import measure_genomes
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP
+from .target import network_impl
 
 DEFAULT_CHECK_PASSES = 3
 
@@ -60,6 +61,9 @@ def check_lut(table: LatencyTable, count: int, seed: int = DEFAULT_CHECK_SEED,
               passes: int = DEFAULT_CHECK_PASSES) -> dict:
     """Measure ``count`` held-out genomes on the LUT's target and score the prediction.
 
+    The genomes run the MixConv implementation the LUT's parts ran (UsageError when this host would
+    run another, e.g. ``auto`` picks ``split`` here where it picked ``kernels`` on the LUT's host).
+
     Measured and predicted values are the table's statistic (median or min); the genomes are
     timed in ``passes`` (the quietest kept, see ``measure``). The top-level
     scores are for the corrected prediction; ``uncorrected`` holds those of the plain sum, and
@@ -67,6 +71,7 @@ def check_lut(table: LatencyTable, count: int, seed: int = DEFAULT_CHECK_SEED,
     """
     from tqdm import tqdm
 
+    table.ensure_matches(mixconv_impl=network_impl(table.target))
     genomes = held_out_genomes(table, count, seed)
     with tqdm(total=len(genomes), desc="lut check", unit="genome", file=sys.stderr, disable=not progress,
               dynamic_ncols=True) as bar:

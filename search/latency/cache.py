@@ -1,8 +1,9 @@
 """A local SQLite cache of latency results, safe for several processes writing at once.
 
 A result is keyed by (genome key, backend, device, batch, resolution, environment key); the
-environment key hashes the device model, thread count and MindSpore/ONNX Runtime/CANN versions
-(``environment.KEY_FIELDS``), so a result is never reused on other hardware or software.
+environment key hashes the device model, thread count, MixConv implementation that ran and
+MindSpore/ONNX Runtime/CANN versions (``environment.KEY_FIELDS``), so a result is never reused on
+other hardware or software.
 """
 
 from __future__ import annotations

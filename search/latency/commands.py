@@ -189,7 +189,7 @@ def run_profile(args: argparse.Namespace) -> int:
     print(f"median {result.median_ms:.3f} ms  p90 {result.p90_ms:.3f} ms  min {result.min_ms:.3f} ms  "
           f"mean {result.mean_ms:.3f} ms  cv {100 * result.cv:.1f}%  over {result.repeats} runs")
     versions = ", ".join(f"{k} {env[k]}" for k in ("mindspore", "onnxruntime", "cann") if env.get(k))
-    print(f"device {env.get('device_name')}; {versions}")
+    print(f"device {env.get('device_name')}; mixconv_impl {env.get('mixconv_impl')}; {versions}")
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .target import LatencyTarget
 
 # Fields of the environment that change a timing; results differing in any of them are distinct.
-KEY_FIELDS = ("backend", "device", "device_name", "batch", "resolution", "threads",
+KEY_FIELDS = ("backend", "device", "device_name", "batch", "resolution", "threads", "mixconv_impl",
               "mindspore", "onnxruntime", "cann")
 CANN_VERSION_FILES = ("compiler/version.info", "version.cfg")
 CANN_DEFAULT_HOME = "/usr/local/Ascend/ascend-toolkit/latest"
@@ -92,8 +92,10 @@ def accelerator_name(device: str, device_id: int = 0) -> str:
     return soc
 
 
-def environment(target: LatencyTarget, device_name: str | None = None) -> dict:
-    """Everything that describes where a measurement runs; ``device_name`` overrides detection.
+def environment(target: LatencyTarget, mixconv_impl: str, device_name: str | None = None) -> dict:
+    """Everything that describes where a measurement runs and what runs: ``mixconv_impl`` is the MixConv
+    implementation the measured networks are built with (resolved: ``split``, ``padded`` or ``kernels``,
+    see ``target.network_impl``); ``device_name`` overrides detection.
 
     A device model that cannot be determined is recorded as ``unknown <device>`` (a name no real
     model has, so such results never share a cache key with a known model), with the reason
@@ -108,6 +110,7 @@ def environment(target: LatencyTarget, device_name: str | None = None) -> dict:
     env = {"backend": target.backend, "device": target.device, "device_id": target.device_id,
            "device_name": device_name,
            "batch": target.batch, "resolution": target.resolution, "threads": target.thread_count,
+           "mixconv_impl": mixconv_impl,
            "mindspore": package_version("mindspore"),
            "onnxruntime": package_version("onnxruntime") if target.backend == "onnxruntime" else None,
            "cann": cann_version() if target.device == "Ascend" else None,

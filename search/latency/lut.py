@@ -157,8 +157,16 @@ class LatencyTable:
         """Write the CSV atomically (temporary file, then rename)."""
         write_atomic(path, self.to_csv())
 
-    def ensure_matches(self, space: SearchSpace | None = None, **target: object) -> None:
-        """Raise UsageError when the LUT was built for another space or target field (backend, ...)."""
+    @property
+    def mixconv_impl(self) -> str | None:
+        """The MixConv implementation the LUT's parts ran with (None in a LUT that does not record it)."""
+        return self.meta["env"].get("mixconv_impl")
+
+    def ensure_matches(self, space: SearchSpace | None = None, mixconv_impl: str | None = None,
+                       **target: object) -> None:
+        """Raise UsageError when the LUT was built for another space, target field (backend, threads, ...)
+        or MixConv implementation; a field given as None, or an implementation the LUT does not record,
+        is not compared."""
         if space is not None:
             mine, theirs = self.meta["space"], space_document(space)
             if mine["fingerprint"] != theirs["fingerprint"]:
@@ -169,6 +177,9 @@ class LatencyTable:
             if value is not None and built[name] != value:
                 raise UsageError(f"the LUT was built for {name} {built[name]}, not {value} - build one with "
                                  f"'search.py lut build ... --{name.replace('_', '-')} {value}'")
+        if None not in (mixconv_impl, self.mixconv_impl) and mixconv_impl != self.mixconv_impl:
+            raise UsageError(f"the LUT was built with mixconv_impl {self.mixconv_impl}, not {mixconv_impl} - "
+                             "build it again on the target")
 
     def layer_terms(self, genome: Genome) -> list[float]:
         """The LUT term of each part of ``genome``: stem, every layer, head, classifier."""

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from space.cost import network_cost
-from space.basics.errors import GenomeError
+from space.basics.errors import GenomeError, UsageError
 from space.genome import Genome
-from space.search_space import Dimension, SearchSpace
+from space.search_space import SHORT, Dimension, SearchSpace
 
 from .cache import LatencyCache
 from .environment import environment
@@ -40,21 +40,28 @@ class Part:
 
 
 def layer_choice_genomes(space: SearchSpace, layer: int) -> list[Genome]:
-    """The skeleton with layer ``layer`` set to each of its valid choices (one genome per choice)."""
+    """The skeleton with layer ``layer`` set to each of its choices (one genome per choice).
+
+    A choice that makes no valid layer (say more kernel groups than channels) is a UsageError naming
+    it: a layer's choices depend on its own channels only, so the space's genomes with it cannot be
+    built either.
+    """
     genomes = []
     for option in space.layer_options(layer):
         try:
             genomes.append(space.decode({Dimension(layer, f, ()).name: v for f, v in option.items()}))
-        except GenomeError:
-            continue
+        except GenomeError as exc:
+            label = "_".join(f"{SHORT[f]}{v}" for f, v in option.items())
+            raise UsageError(f"space '{space.name}' layer {layer} choice {label}: {exc} - remove it from "
+                             "the layer's menu") from None
     return genomes
 
 
 def lut_parts(space: SearchSpace, resolution: int, impl: str = "split") -> list[Part]:
     """Stem, every distinct (layer, choice) and head/classifier, with input shapes at ``resolution``.
 
-    ``impl`` is the MixConv implementation the parts are built with (``auto`` or a concrete one),
-    resolved once. The fixed parts are the cells of one skeleton network, built with the first of them.
+    ``impl`` is the MixConv implementation the parts are built with (resolved once if it is a name such
+    as ``auto``). The fixed parts are the cells of one skeleton network, built with the first of them.
     """
     from mixnet.blocks import MixNetBlock
     from mixnet.mixconv import implementation
@@ -133,8 +140,9 @@ def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", prog
     check_target(target)
     check_protocol(warmup, repeats)
     started = time.perf_counter()
-    env = environment(target)
-    parts = lut_parts(space, target.resolution, network_impl(target))
+    impl = network_impl(target)
+    env = environment(target, impl)
+    parts = lut_parts(space, target.resolution, impl)
     genomes = calibration_genomes(space, calibrate, seed)
     with tqdm(total=len(parts) + len(genomes), desc="lut build", unit="part", file=sys.stderr,
               disable=not progress, dynamic_ncols=True) as bar:

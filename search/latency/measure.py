@@ -96,11 +96,13 @@ class LatencyMeter:
     def many(self, genomes: Sequence[Genome], passes: int = 1,
              step: Callable[[], None] = lambda: None) -> list[LatencyResult]:
         """Latency of each genome: cached results with at least ``repeats`` runs on the same target and
-        environment come without touching the device; the others are measured in ``passes`` and stored."""
+        environment (the MixConv implementation included) come without touching the device; the others
+        are built with that implementation, measured in ``passes`` and stored."""
         if self.absent is not None:
             raise self.absent
         target, protocol, cache = self.target, self.protocol, self.cache
-        base_env = environment(target)
+        impl = network_impl(target)
+        base_env = environment(target, impl)
         found: dict[str, LatencyResult] = {}
         todo: dict[str, Genome] = {}
         for genome in genomes:
@@ -114,7 +116,7 @@ class LatencyMeter:
 
         def builder(genome: Genome) -> Callable[[], object]:
             """A function that builds the genome's network."""
-            return lambda: create_model(genome, mixconv_impl=network_impl(target))
+            return lambda: create_model(genome, mixconv_impl=impl)
 
         measured = measure_cells([builder(g) for g in todo.values()], [target.input_shape] * len(todo),
                                  [dict(base_env, genome_key=k) for k in todo], target, protocol.warmup,

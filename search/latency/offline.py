@@ -18,7 +18,7 @@ from space.basics.atomic import write_atomic
 from .cache import LatencyCache
 from .environment import env_key, environment, package_version
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S, LatencyResult, check_protocol, time_runs
-from .target import LatencyTarget, check_target
+from .target import EXPORT_IMPL, LatencyTarget, check_target
 
 MANIFEST_FORMAT = "mixnas-mindir-manifest"
 MANIFEST_NAME = "manifest.json"
@@ -44,7 +44,7 @@ def export_batch(genomes: list[Genome], batch: int, resolution: int, out_dir: "s
     for genome in tqdm(genomes, desc="mindir export", unit="genome", file=sys.stderr, disable=not progress):
         key = genome.key()
         if not (out_dir / f"{key}.mindir").is_file():
-            net = create_model(genome, mixconv_impl="split")
+            net = create_model(genome, mixconv_impl=EXPORT_IMPL)
             net.set_train(False)
             export_mindir(net, shape, out_dir / key)
         models.append({"key": key, "genome": genome.to_string(), "file": f"{key}.mindir"})
@@ -120,7 +120,7 @@ def measure_manifest(manifest_path: "str | Path", device: str, out: "str | Path"
                            resolution=manifest["resolution"], device_id=device_id, threads=threads)
     check_target(target)
     check_protocol(warmup, repeats, min_span_s)
-    env = environment(target)
+    env = environment(target, EXPORT_IMPL)
     out = Path(out)
     previous = read_results(out) if out.is_file() else []
     rows = [r for r in previous if env_key(json.loads(r["env"])) == env_key(env)]

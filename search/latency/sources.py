@@ -18,7 +18,7 @@ from .cache import LatencyCache
 from .lut import LatencyTable
 from .measure import LatencyMeter
 from .protocol import TimingProtocol
-from .target import LatencyTarget
+from .target import LatencyTarget, fixed_impl
 
 LatencySource = Callable[[Genome], float]
 
@@ -52,7 +52,15 @@ class MeasuredLatency(_Cached):
 
 
 class TableLatency:
-    """The latency of a genome predicted from a per-block table built for the search's space and target."""
+    """The latency of a genome predicted from a per-block table built for the search's space and target.
+
+    The table answers for the target it was measured on only: every field of the search's target
+    (backend, device, device_id, batch, resolution, threads) must be the table's, else it is a
+    UsageError. A table measures one device, so another ``device_id`` (even of the same model) asks
+    for a table built there. The MixConv implementation must be the table's where the backend fixes
+    it (``split`` for ONNX Runtime and MindIR); on MindSpore the table's is what ``auto`` chose on the
+    device it was built on, which this host is not asked to measure again.
+    """
 
     def __init__(self, path: str, space: SearchSpace, target: LatencyTarget) -> None:
         if not Path(path).is_file():
@@ -60,8 +68,7 @@ class TableLatency:
                              "'search.py run --prepare' build it")
         self.table = LatencyTable.load(path)
         try:
-            self.table.ensure_matches(space, backend=target.backend, device=target.device, batch=target.batch,
-                                      resolution=target.resolution)
+            self.table.ensure_matches(space, fixed_impl(target), **target.to_dict())
         except UsageError as exc:
             raise UsageError(f"latency.lut '{path}': {exc}") from None
 

@@ -1,4 +1,5 @@
-"""Where a latency is measured: backend, device, batch, resolution, threads; and checks for it."""
+"""Where a latency is measured: backend, device, batch, resolution, threads; checks for it; and the
+MixConv implementation networks measured there run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from space.basics.errors import UsageError
 
 BACKENDS = ("mindspore", "onnxruntime", "mindir")
 DEFAULT_THREADS = 1
+EXPORT_IMPL = "split"  # the MixConv implementation exported networks are built with
 ORT_PROVIDERS = {"CPU": "CPUExecutionProvider", "GPU": "CUDAExecutionProvider",
                  "Ascend": "CANNExecutionProvider"}
 
@@ -106,10 +108,23 @@ def check_target(target: LatencyTarget) -> None:
     check_available(target)
 
 
-def network_impl(target: LatencyTarget) -> str:
-    """The MixConv implementation of networks measured on ``target``.
+def fixed_impl(target: LatencyTarget) -> str | None:
+    """The MixConv implementation ``target``'s backend fixes: ``split`` for ONNX Runtime and MindIR, whose
+    exports hold standard operators only; None for MindSpore, which runs what ``auto`` picks on the device."""
+    return None if target.backend == "mindspore" else EXPORT_IMPL
 
-    ONNX and MindIR exports hold standard operators only (``split``); MindSpore itself runs the
-    fastest implementation measured on its device (``auto``).
+
+def network_impl(target: LatencyTarget) -> str:
+    """The MixConv implementation networks measured on ``target`` run, resolved (never ``auto``).
+
+    ``fixed_impl``, else the fastest measured on the target's device (``mixnet.impl_select``): MindSpore
+    is bound to the target's device and thread count first, as a measurement binds it.
     """
-    return "auto" if target.backend == "mindspore" else "split"
+    fixed = fixed_impl(target)
+    if fixed is not None:
+        return fixed
+    from mixnet.impl_select import resolve_impl
+
+    from .backends import configure_process
+    configure_process(target)
+    return resolve_impl("auto")
