@@ -1,11 +1,14 @@
-"""Training genomes with a recipe at given seeds, one CSV row per run: the runs behind ``proxy check``
-and ``verify``. Each finished run is written at once (atomically), so a re-run resumes."""
+"""Training genomes with a recipe at given seeds, one CSV row per run: the runs behind ``proxy check``,
+``supernet check`` and ``verify``. Each finished run is written at once (atomically), so a re-run resumes.
+
+A finished run is reused only for the same genome, role, seed, recipe and data (the images it trains on
+and the held-out images it is scored on); a row written without one of these is never matched."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,31 +18,48 @@ from tqdm import tqdm
 from space import Genome
 
 from space.basics.atomic import write_atomic
-from .proxy_data import ProxyData
-from .recipes import trained_network
+from trainer.config_keys import SCORE_KEYS
 
-RUN_COLUMNS = ["genome_index", "role", "seed", "accuracy", "holdout_images", "train_seconds", "recipe",
+from .proxy_data import Plan, ProxyData
+from .recipes import trained_network
+from .sections import DataSection
+
+RUN_COLUMNS = ["genome_index", "role", "seed", "accuracy", "holdout_images", "train_seconds", "recipe", "data",
                "genome_key", "genome"]
 
 
+def _digest(value: Any) -> str:
+    """A short hash of a JSON-able value."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def recipe_digest(train_cfg: Any) -> str:
-    """A short hash of the settings that shape a run's weights, seed left out (it is a column)."""
-    settings = {k: v for k, v in train_cfg.run_settings().items() if k != "seed"}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """A short hash of the settings that shape a run's weights and its measured top-1, seed left out (it is a
+    column)."""
+    settings = {**train_cfg.run_settings(), **{k: train_cfg[k] for k in SCORE_KEYS}}
+    return _digest({k: v for k, v in settings.items() if k != "seed"})
+
+
+def data_digest(data: DataSection, plan: Plan) -> str:
+    """A short hash of a run's data: the search config's ``data`` section (source, folder, image size, classes,
+    held-out fraction, split seed) and the split it makes (every training and held-out image, by file)."""
+    return _digest({"data": asdict(data), "split": plan})
 
 
 @dataclass(frozen=True)
 class Run:
-    """One training: the deployed genome (its position in the check), a role and the seeded recipe."""
+    """One training: the deployed genome (its position in the check), a role, the seeded recipe and the
+    ``data_digest`` of its data."""
 
     index: int
     role: str
     genome: Genome
     recipe: Any
+    data: str
 
-    def key(self) -> tuple[str, str, int, str]:
+    def key(self) -> tuple[str, str, int, str, str]:
         """What identifies a finished run in the log."""
-        return (self.genome.key(), self.role, int(self.recipe.seed), recipe_digest(self.recipe))
+        return (self.genome.key(), self.role, int(self.recipe.seed), recipe_digest(self.recipe), self.data)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -48,7 +68,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 class RunLog:
-    """The CSV of finished runs; rows of other recipes are kept but never matched.
+    """The CSV of finished runs; rows of other recipes or data (or without a data digest) are kept but never
+    matched.
 
     ``known`` names other run logs (read only) whose finished runs count too: a verification
     reuses a reference training that ``proxy check`` already ran.
@@ -62,7 +83,7 @@ class RunLog:
     def find(self, run: Run) -> "dict[str, Any] | None":
         """The logged row of ``run``, if it finished before (here or in a known log)."""
         for row in self.rows + self.known:
-            if (row["genome_key"], row["role"], int(row["seed"]), row["recipe"]) == run.key():
+            if (row["genome_key"], row["role"], int(row["seed"]), row["recipe"], row.get("data")) == run.key():
                 return row
         return None
 
@@ -85,11 +106,11 @@ def train_runs(runs: list[Run], log: RunLog, proxy: ProxyData, train_fn: "Callab
             bar.set_postfix_str(f"genome {run.index} {run.role} seed {run.recipe.seed}")
             network = trained_network(run.genome, run.recipe, proxy.num_classes)
             result = train_fn(run.recipe, network, progress=False, save_checkpoints=False)
-            key, role, seed, digest = run.key()
+            key, role, seed, digest, data = run.key()
             log.add({"genome_index": run.index, "role": role, "seed": seed,
                      "accuracy": float(result.final_top1) / 100.0, "holdout_images": proxy.n_holdout,
-                     "train_seconds": round(float(result.seconds), 2), "recipe": digest, "genome_key": key,
-                     "genome": run.genome.to_string()})
+                     "train_seconds": round(float(result.seconds), 2), "recipe": digest, "data": data,
+                     "genome_key": key, "genome": run.genome.to_string()})
             bar.update()
     finally:
         bar.close()

@@ -59,8 +59,26 @@ def paired_difference(a: Sequence[float], b: Sequence[float], n_images: int,
     return float(diff.mean()), math.sqrt(var)
 
 
-def verdict(diff: float, se: float, z: float = BEYOND_NOISE_Z) -> str:
-    """``better``/``worse`` when ``diff`` is beyond ``z`` standard errors, else ``indistinguishable``."""
+def unpaired_difference(a: Sequence[float], b: Sequence[float], n_images: int, noise_a: "float | None" = None,
+                        noise_b: "float | None" = None) -> tuple[float, "float | None"]:
+    """Mean and standard error of ``mean(a) - mean(b)`` for two genomes not trained at the same seeds (fractions).
+
+    Welch's combination: each mean's :func:`accuracy_se` (training noise from its own seeds' spread, or
+    with one seed from its stated one-run ``noise_a``/``noise_b``) added in quadrature, so the difference
+    is never surer than either mean. A side with one seed and no stated noise has an unknown training
+    noise: the error is then None.
+    """
+    diff = float(np.mean(a)) - float(np.mean(b))
+    if (len(a) == 1 and noise_a is None) or (len(b) == 1 and noise_b is None):
+        return diff, None
+    return diff, math.sqrt(accuracy_se(a, n_images, noise_a) ** 2 + accuracy_se(b, n_images, noise_b) ** 2)
+
+
+def verdict(diff: float, se: "float | None", z: float = BEYOND_NOISE_Z) -> str:
+    """``better``/``worse`` when ``diff`` is beyond ``z`` standard errors, else ``indistinguishable``;
+    ``unknown`` when the error is unknown (None)."""
+    if se is None:
+        return "unknown"
     if diff > z * se:
         return "better"
     if diff < -z * se:

@@ -13,12 +13,14 @@ import optuna
 
 from space.basics.errors import UsageError
 
-from .mnas import mnas_reward
+from .mnas import SOFT_W, mnas_reward
 from .sections import check_bool, check_choice, is_number
 
 MODES = ("pareto", "mnas")
 METRICS = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "madds": "minimize"}
 MNAS_NAME = "mnas_reward"
+DEFAULT_OBJECTIVES = ("accuracy", "latency_ms")
+MNAS_DEFAULTS = {"target_ms": None, "w": SOFT_W, "hard": False}
 
 
 class Measured(Protocol):
@@ -130,25 +132,37 @@ class MnasGoal:
 
 
 def goal_of(mode: str, objectives: "list[str]", mnas: Mapping[str, Any], source: str = "config") -> Goal:
-    """The goal a config's ``mode``, ``objectives`` and ``mnas`` section describe; a bad value is a
+    """The goal a config's ``mode``, ``objectives`` and ``mnas`` section describe; a bad value, or a key the
+    mode would ignore (``objectives`` changed in mode mnas, an ``mnas`` key changed in mode pareto), is a
     UsageError naming ``source`` and the key."""
     check_choice(mode, MODES, f"{source}: mode")
+    if mode == "mnas":
+        return _mnas_goal(objectives, mnas, source)
+    for key, value in mnas.items():
+        if value != MNAS_DEFAULTS[key]:
+            raise UsageError(f"{source}: mnas.{key} {value!r} - mode 'pareto' does not use the mnas section; "
+                             "remove it, or set mode: mnas")
     if not isinstance(objectives, list) or not objectives:
         raise UsageError(f"{source}: objectives must be a list from: {', '.join(METRICS)}")
     for metric in objectives:
         check_choice(metric, tuple(METRICS), f"{source}: objective")
-    if mode == "pareto" and "accuracy" not in objectives:
+    if "accuracy" not in objectives:
         raise UsageError(f"{source}: objectives {objectives} - a pareto search needs 'accuracy'")
+    return ParetoGoal(tuple(objectives))
+
+
+def _mnas_goal(objectives: "list[str]", mnas: Mapping[str, Any], source: str) -> MnasGoal:
+    """The goal of mode mnas, its ``mnas`` section checked; ``objectives`` other than the default is refused."""
+    if objectives != list(DEFAULT_OBJECTIVES):
+        raise UsageError(f"{source}: objectives {objectives!r} - mode 'mnas' maximizes its reward of accuracy and "
+                         f"latency_ms and takes no objectives; remove them, or set mode: pareto")
     target, w = mnas["target_ms"], mnas["w"]
-    if mode == "mnas" or target is not None:
-        if not is_number(target) or target <= 0:
-            raise UsageError(f"{source}: mnas.target_ms {target!r} - mnas mode needs a positive latency target")
+    if not is_number(target) or target <= 0:
+        raise UsageError(f"{source}: mnas.target_ms {target!r} - mnas mode needs a positive latency target")
     if not is_number(w) or not -1 <= w <= 0:
         raise UsageError(f"{source}: mnas.w {w!r} - must be a number in [-1, 0] (MnasNet: -0.07)")
     check_bool(mnas["hard"], f"{source}: mnas.hard")
-    if mode == "mnas":
-        return MnasGoal(target_ms=float(mnas["target_ms"]), w=float(mnas["w"]), hard=bool(mnas["hard"]))
-    return ParetoGoal(tuple(objectives))
+    return MnasGoal(target_ms=float(target), w=float(w), hard=bool(mnas["hard"]))
 
 
 def front_objectives_of(stored_names: "list[str]") -> list[str]:

@@ -23,7 +23,7 @@ from space.cost import network_cost
 from space.basics.errors import UsageError
 from space.search_space import GENOME_SAMPLINGS, SearchSpace
 
-from .accuracy_runs import Run, RunLog, score_matrix, train_runs
+from .accuracy_runs import Run, RunLog, data_digest, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import binomial_se, fidelity, free_rankings
 from space.basics.atomic import check_output, write_atomic
@@ -89,16 +89,17 @@ def copy_numbers(genomes: list[Genome]) -> list[int]:
 
 
 def plan_runs(genomes: list[Genome], proxy_recipe: Any, reference: Any, seeds: int,
-              reference_seeds: int) -> list[Run]:
-    """Proxy runs of every genome first, then reference runs; all genomes share one seed set.
+              reference_seeds: int, data: str) -> list[Run]:
+    """Proxy runs of every genome first, then reference runs, all on the data of digest ``data``; all genomes
+    share one seed set.
 
     A genome listed more than once is trained at fresh seeds for each copy, so copies of one
     genome measure the noise floor (a check of genomes that differ only by seed).
     """
     offsets = copy_numbers(genomes)
-    runs = [Run(i, "proxy", g, r) for i, (g, copy) in enumerate(zip(genomes, offsets))
+    runs = [Run(i, "proxy", g, r, data) for i, (g, copy) in enumerate(zip(genomes, offsets))
             for r in seeded(proxy_recipe.replace(seed=proxy_recipe.seed + copy * seeds), seeds)]
-    return runs + [Run(i, "reference", g, r) for i, (g, copy) in enumerate(zip(genomes, offsets))
+    return runs + [Run(i, "reference", g, r, data) for i, (g, copy) in enumerate(zip(genomes, offsets))
                    for r in reference_seeded(reference, reference_seeds, copy * reference_seeds)]
 
 
@@ -123,14 +124,14 @@ def proxy_check(cfg: SearchConfig, genomes: int = 12, seeds: int = 2, reference:
     out = Path(out) if out is not None else cfg.out_dir / CHECK_FOLDER
     check_output(out / RUNS_NAME)
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-    runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds)
+    runs = plan_runs(chosen, proxy_recipe, ref_recipe, seeds, reference_seeds, data_digest(cfg.data, plan))
     rows = train_runs(runs, RunLog(out / RUNS_NAME, known=check_run_logs(cfg.out_dir)), data, train_fn, progress,
                       desc="proxy check")
     p, r = score_matrix(rows, "proxy", n), score_matrix(rows, "reference", n)
     report = fidelity(p, r)
     seconds = rows.groupby("role").train_seconds.mean()
     report.update(config=cfg.source, seed=seed, sampling="explicit" if explicit else sampling,
-                  holdout_images=data.n_holdout,
+                  reference_recipe=reference, holdout_images=data.n_holdout,
                   binomial_se_points=100 * binomial_se(float(p.mean()) / 100, data.n_holdout),
                   proxy_mean_top1=float(p.mean()), reference_mean_top1=float(r.mean()),
                   seconds_per_proxy_trial=float(seconds["proxy"]) * seeds,
@@ -210,6 +211,23 @@ def agreement_lines(report: dict[str, Any], name: str) -> list[str]:
             + "  ".join(f"{key} {tau:.2f}" for key, tau in report["free_rankings_tau"].items())]
 
 
+def check_command(report: dict[str, Any], action: str, count: str) -> str:
+    """The command line that made ``report`` (``action``: proxy or supernet; ``count``: its own count flag)."""
+    picks = (f"--genome SPEC (x{report['genomes']}, in genomes.csv)" if report["sampling"] == "explicit"
+             else f"--genomes {report['genomes']} --seed {report['seed']} --sampling {report['sampling']}")
+    reference = f" --reference {report['reference_recipe']}" if report.get("reference_recipe") else ""
+    return (f"search.py {action} check --config {report['config']} {picks} {count} "
+            f"--reference-seeds {report['reference_seeds']}{reference}")
+
+
+def noise_sd_line(noise: "float | None", section: str, report: dict[str, Any], command: str, more: str) -> str:
+    """The ``noise_sd`` line to paste under ``section:`` of the config (one run's noise in points) and what
+    measured it; when the check could not measure it, what to run (``more``) to do so."""
+    if noise is None:
+        return f"{section}.noise_sd not measured: {more}"
+    return f"noise_sd: {noise:.2f}   # paste under {section}: in {report['config']}; measured by: {command}"
+
+
 def describe(report: dict[str, Any]) -> str:
     """The report as a few lines of text."""
     p, r = report["proxy"], report["reference"]
@@ -219,12 +237,12 @@ def describe(report: dict[str, Any]) -> str:
              f"(binomial s.e. {report['binomial_se_points']:.1f} points)"]
     for name, part, mean in (("proxy", p, report["proxy_mean_top1"]), ("reference", r, report["reference_mean_top1"])):
         lines.append(f"{name:>10}: mean top-1 {mean:.1f}%  seed-to-seed Kendall tau {num(part['seed_tau'])}  "
-                     f"run noise {num(part['run_noise_sd'], '.1f')} points sd  spread between genomes "
+                     f"run noise {num(part['run_noise_sd'], '.2f')} points sd  spread between genomes "
                      f"{num(part['genome_spread_sd'], '.1f')} points sd  (spread/noise {num(part['spread_to_noise'])})")
     lines += agreement_lines(report, "proxy")
-    if p["run_noise_sd"] is not None:
-        lines.append(f"a search at one proxy seed shows this noise in its error bars with proxy.noise_sd: "
-                     f"{p['run_noise_sd']:.2f}")
+    command = check_command(report, "proxy", f"--seeds {report['proxy_seeds']}")
+    lines.append(noise_sd_line(p["run_noise_sd"], "proxy", report, command,
+                               "one proxy seed per genome - run with --seeds 2 or more"))
     lines.append(f"time: {report['seconds_per_proxy_trial']:.0f} s per proxy trial ({report['proxy_seeds']} runs), "
                  f"{report['seconds_per_reference_run']:.0f} s per reference run")
     lines.append("wrote " + ", ".join(report["outputs"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from space.basics.atomic import atomic_path
 from space import parse_genome
 from space.codecs import genome_to_yaml
 
-from .fidelity import BEYOND_NOISE_Z, paired_difference, verdict
+from .fidelity import BEYOND_NOISE_Z, paired_difference, unpaired_difference, verdict
 from space.basics.filelock import file_lock
 from .goal import with_latency
 from .pareto import non_domination_ranks
@@ -23,9 +24,11 @@ from .record import TrialRecord, has_genome
 COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se", "accuracy_seeds", "holdout_images",
            "noise_sd", "accuracy_source", "latency_ms", "params", "madds",
            "feasible", "baseline", "reused_from", "pruned_at_epoch", "intermediate_accuracy", "train_seconds",
-           "score_seconds", "latency_seconds", "duration_s", "worker", "error", "proxy_genome"]
+           "score_seconds", "latency_seconds", "duration_s", "worker", "device", "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
-SHORT_VERDICT = {"better": "better", "worse": "worse", "indistinguishable": "within noise"}
+SHORT_VERDICT = {"better": "better", "worse": "worse", "indistinguishable": "within noise",
+                 "unknown": "no verdict"}
+VERIFY_ADVICE = "choose by latency, then run 'search.py verify' (it retrains them with the reference recipe)"
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -142,19 +145,55 @@ def noise_of(row: "pd.Series | tuple") -> "float | None":
     return None if noise is None or pd.isna(noise) else float(noise)
 
 
-def against_baseline(row: "pd.Series | tuple", base: "pd.Series | tuple") -> tuple[float, float, str]:
-    """Paired difference from the baseline in points, its standard error, and the verdict."""
-    n = int(getattr(base, "holdout_images", 0) or getattr(row, "holdout_images", 0) or 0)
-    a, b = seeds_of(row), seeds_of(base)
-    if len(a) != len(b):
-        a, b = [float(np.mean(a))], [float(np.mean(b))]
-    diff, se = paired_difference(a, b, n, noise_of(base))
-    return 100 * diff, 100 * se, verdict(diff, se)
+def difference(row: "pd.Series | tuple", other: "pd.Series | tuple") -> tuple[float, "float | None", str]:
+    """``row``'s accuracy minus ``other``'s in points, its standard error (None: unknown) and the verdict.
+
+    Trials with as many seeds as each other are compared seed by seed (:func:`paired_difference`, with
+    ``other``'s stated noise for one seed); otherwise their means are (:func:`unpaired_difference`, each
+    with its own stated noise).
+    """
+    n = int(getattr(other, "holdout_images", 0) or getattr(row, "holdout_images", 0) or 0)
+    a, b = seeds_of(row), seeds_of(other)
+    if len(a) == len(b):
+        diff, se = paired_difference(a, b, n, noise_of(other))
+    else:
+        diff, se = unpaired_difference(a, b, n, noise_of(row), noise_of(other))
+    return 100 * diff, None if se is None else 100 * se, verdict(diff, se)
+
+
+def failure_line(frame: pd.DataFrame) -> "str | None":
+    """How many trials failed and their most common error (None when none failed)."""
+    failed = frame[frame.state == "FAIL"]
+    if failed.empty:
+        return None
+    reasons = failed.error.fillna("no error recorded").value_counts()
+    return (f"{len(failed)} failed trial{'s' if len(failed) > 1 else ''}; most common error "
+            f"({reasons.iloc[0]} of {len(failed)}): {reasons.index[0]}")
+
+
+def within_noise_line(front: list, baseline: "Any | None") -> "str | None":
+    """A plain statement when the accuracy measure cannot order the front: its genomes (with MixNet-S when it
+    is not on the front) all within noise of one another, or none of them apart from MixNet-S beyond noise."""
+    count = f"{len(front)} front genome{'s' if len(front) > 1 else ''}"
+    groups = [(front, "")]
+    if baseline is not None and baseline.number not in {r.number for r in front}:
+        groups.insert(0, (front + [baseline], " and MixNet-S"))
+    for group, and_base in groups:
+        pairs = [difference(a, b) for a, b in itertools.combinations(group, 2)]
+        if pairs and all(word == "indistinguishable" for *_, word in pairs):
+            band = BEYOND_NOISE_Z * max(se for _, se, _ in pairs)
+            return (f"The {count}{and_base} are within noise of one another (+-{band:.1f} points): the accuracy "
+                    f"measure cannot order them; {VERIFY_ADVICE}")
+    others = [r for r in front if not r.baseline]
+    if baseline is not None and others and all(difference(r, baseline)[2] == "indistinguishable" for r in others):
+        return (f"None of the {len(others)} front genome{'s' if len(others) > 1 else ''} differs from MixNet-S "
+                f"beyond noise: the accuracy measure cannot tell them from it; {VERIFY_ADVICE}")
+    return None
 
 
 def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
-    """The terminal summary: counts, the front with error bars and a verdict against the baseline, and
-    how to train a point."""
+    """The terminal summary: counts (failed trials with their most common error), the front with error bars and
+    a verdict against the baseline, whether the accuracy measure can order the front, and how to train a point."""
     done = frame[frame.state == "COMPLETE"]
     pruned = frame[frame.pruned_at_epoch.notna()]
     rungs = sorted(set(pruned.pruned_at_epoch.astype(int)))
@@ -162,25 +201,31 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
                + "/".join(map(str, rungs)) + ")") if len(pruned) else ""
     lines = [f"{len(done)} finished trials ({int((done.reused_from.notna()).sum())} reused, "
              f"{int((done.feasible == False).sum())} over budget){stopped}; outputs in {out_dir}"]  # noqa: E712
+    failures = failure_line(frame)
+    if failures is not None:
+        lines.append(failures)
     lines.append(f"{'trial':>6} {'top-1 +- s.e.':>15} {'latency ms':>11} {'params':>10} {'MAdds':>8}  "
                  f"{'vs MixNet-S (points)':>24}  note")
     base = done[done.baseline]
     baseline = next(base.itertuples()) if not base.empty else None
     shown = pd.concat([front, base[~base.number.isin(front.number)]])
-    verdicts: dict[str, list[int]] = {"better": [], "worse": [], "indistinguishable": []}
+    verdicts: dict[str, list[int]] = {word: [] for word in SHORT_VERDICT}
     for row in shown.itertuples():
         note = ("MixNet-S (baseline)" if row.baseline else "") + (" Pareto" if row.number in set(front.number) else "")
         se = 0.0 if pd.isna(row.accuracy_se) else row.accuracy_se
         versus = ""
         if baseline is not None and not row.baseline:
-            diff, diff_se, word = against_baseline(row, baseline)
+            diff, diff_se, word = difference(row, baseline)
             verdicts[word].append(row.number)
-            versus = f"{diff:+.1f} +- {diff_se:.1f} {SHORT_VERDICT[word]}"
+            versus = f"{diff:+.1f} +- {'?' if diff_se is None else format(diff_se, '.1f')} {SHORT_VERDICT[word]}"
         lines.append(f"{row.number:>6} {row.accuracy * 100:>7.2f} +- {se * 100:4.1f} {row.latency_ms:>11.2f} "
                      f"{int(row.params):>10,} {row.madds / 1e6:>7.1f}M  {versus:>24}  {note.strip()}")
     if baseline is not None and len(shown) > 1:
         scored = "accuracy_source" in shown and bool((shown.accuracy_source == "supernet").any())
         lines.append(verdict_line(verdicts, len(seeds_of(baseline)) > 1 or noise_of(baseline) is not None, scored))
+    plain = within_noise_line(list(front.itertuples()), baseline)
+    if plain is not None:
+        lines.append(plain)
     if not front.empty:
         first = front.iloc[0]
         lines.append("train a Pareto genome on ImageNet with MindCV's recipe:")
@@ -190,12 +235,15 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
 
 
 def verdict_line(verdicts: dict[str, list[int]], noise_known: bool, supernet: bool = False) -> str:
-    """One sentence: which front genomes beat MixNet-S beyond noise, which are worse, which cannot be told apart
-    (and, unless ``noise_known``, what the errors leave out: a proxy's training noise, a supernet's)."""
+    """One sentence: which front genomes beat MixNet-S beyond noise, which are worse, which cannot be told apart,
+    which have no verdict (and, unless ``noise_known``, what the errors leave out: a proxy's training noise, a
+    supernet's)."""
     def trials(numbers: list[int]) -> str:
         return ", ".join(map(str, numbers)) if numbers else "none"
     line = (f"against MixNet-S (beyond {BEYOND_NOISE_Z:g} s.e.): more accurate: trials {trials(verdicts['better'])}; "
             f"less accurate: {trials(verdicts['worse'])}; indistinguishable: {trials(verdicts['indistinguishable'])}")
+    if verdicts["unknown"]:
+        line += (f"; no verdict (one seed on one side and no stated noise_sd): {trials(verdicts['unknown'])}")
     if supernet and noise_known:
         line += ("\n  (supernet scores: the errors hold the held-out sampling error and supernet.noise_sd, not the "
                  "supernet's bias between genomes - 'search.py verify' retrains the front)")

@@ -16,7 +16,7 @@ import pandas as pd
 from space import parse_genome
 from space.basics.errors import UsageError
 
-from .accuracy_runs import Run, RunLog, score_matrix, train_runs
+from .accuracy_runs import Run, RunLog, data_digest, score_matrix, train_runs
 from .config import SearchConfig
 from .fidelity import paired_difference, verdict
 from space.basics.atomic import check_output, write_atomic
@@ -67,7 +67,8 @@ def verify(cfg: SearchConfig, seeds: "int | None" = None, reference: "str | None
     check_output(out / "verified.csv")
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
     genomes = [parse_genome(g) for g in chosen.genome]
-    runs = [Run(i, "reference", g, r) for i, g in enumerate(genomes) for r in reference_seeded(recipe, k)]
+    digest = data_digest(cfg.data, plan)
+    runs = [Run(i, "reference", g, r, digest) for i, g in enumerate(genomes) for r in reference_seeded(recipe, k)]
     log = RunLog(out / "verify_runs.csv", known=check_run_logs(cfg.out_dir))
     rows = train_runs(runs, log, data, train_fn, progress, desc="verify")
     scores = score_matrix(rows, "reference", len(genomes))

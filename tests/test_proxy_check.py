@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +52,14 @@ def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Pat
     assert report["proxy"]["run_noise_sd"] > 0 and report["proxy"]["spread_to_noise"] > 2
     # params rank the families apart too: every cross-family pair agrees with the reference
     assert report["free_rankings_tau"]["params"] >= 0.3
-    assert "rankings that cost nothing params" in run_cli(*[a for a in args if a != "--json"]).stdout  # resumes
+    text = run_cli(*[a for a in args if a != "--json"]).stdout  # resumes
+    assert "rankings that cost nothing params" in text
+    printed = re.search(r"     proxy: .* run noise ([0-9.]+) points sd", text).group(1)
+    pasted = re.search(r"^noise_sd: ([0-9.]+) +# paste under proxy: in (\S+); measured by: search\.py proxy check "
+                       r"--config (\S+) .*--seeds 2", text, re.M)
+    assert pasted is not None, text
+    assert pasted.group(1) == printed == f"{report['proxy']['run_noise_sd']:.2f}"
+    assert pasted.group(2) == pasted.group(3) == str(config)
     assert report["kendall_tau"] >= 2 / 3 and report["top_third_overlap"] == 1.0
     runs = pd.read_csv(tmp_path / "out" / "proxy_check" / "runs.csv")
     assert len(runs) == 4 * 2 + 4 and set(runs.role) == {"proxy", "reference"}
@@ -97,8 +106,9 @@ def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tm
     """Every trial is trained at the same two seeds and stores its per-seed top-1 and standard error;
     the summary gives error bars and a verdict against MixNet-S; verify retrains the front and the
     baseline at two seeds, resumably."""
+    import numpy as np
+
     from search.config import load_search_config
-    from search.fidelity import accuracy_se
     from search.report import summary, trials_frame, write_outputs
     from search.runner import run_search
     config = check_config(tmp_path, digits_dir, proxy={
@@ -113,7 +123,10 @@ def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tm
         a = t.user_attrs
         assert a["proxy_seeds"] == [42, 43] and len(a["accuracy_seeds"]) == 2
         assert a["accuracy"] == pytest.approx(sum(a["accuracy_seeds"]) / 2, abs=1e-6)
-        assert a["accuracy_se"] == pytest.approx(accuracy_se(a["accuracy_seeds"], a["holdout_images"]), abs=1e-6)
+        # by hand: binomial error of the mean on the shared held-out images, plus the seeds' spread / sqrt(2)
+        mean, n = np.mean(a["accuracy_seeds"]), a["holdout_images"]
+        by_hand = math.sqrt(mean * (1 - mean) / n + (np.std(a["accuracy_seeds"], ddof=1) / math.sqrt(2)) ** 2)
+        assert a["accuracy_se"] == pytest.approx(by_hand, abs=2e-6)
         assert a["accuracy_se"] >= a["accuracy_se_binomial"] > 0
     front = write_outputs(study, cfg.out_dir, cfg.goal.front_objectives)
     text = summary(trials_frame(study), front, cfg.out_dir)

@@ -157,3 +157,6 @@ RUN_KEYS = ("data_dir", "num_parallel_workers", "log_interval", "ckpt_path", "re
             "ckpt_save_dir", "ckpt_save_interval", "ckpt_save_policy", "dataset_sink_mode", "val_while_train",
             "val_interval", "device_target", "mode", "eval_shuffle", "dataset_download", "distribute",
             "val_amp_level", "val_split", "mixconv_impl")
+SCORE_KEYS = ("data_dir", "val_split", "val_amp_level")
+"""The RUN_KEYS that still change a run's measured top-1 (a checkpoint resumes across them): the images it
+reads, the split it is scored on and the precision it is scored at."""

@@ -20,11 +20,11 @@ from space.basics.atomic import check_output, write_atomic
 from space.basics.errors import UsageError
 from space.search_space import GENOME_SAMPLINGS, SearchSpace
 
-from ..accuracy_runs import Run, RunLog, score_matrix, train_runs
+from ..accuracy_runs import Run, RunLog, data_digest, score_matrix, train_runs
 from ..config import SearchConfig
 from ..fidelity import binomial_se, fidelity, free_rankings
-from ..proxy_check import (RUNS_NAME, SUPERNET_CHECK_FOLDER, agreement_lines, check_counts, check_run_logs,
-                           genome_table, num, plot_check, sampled_genomes)
+from ..proxy_check import (RUNS_NAME, SUPERNET_CHECK_FOLDER, agreement_lines, check_command, check_counts,
+                           check_run_logs, genome_table, noise_sd_line, num, plot_check, sampled_genomes)
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import check_reference_seeds, on_proxy_data, reference_seeded, reference_train_config
 from .scoring import scorer_for
@@ -75,18 +75,20 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
         train_seconds.append(time.perf_counter() - started)
         scorer = scorer_for(config, data, recipe)
         scorer.score(chosen[0])  # compiles the scoring graphs once
-        scored = len(scorer.images.labels)
+        scored = scorer.scored
         started = time.perf_counter()
         scores[:, i] = [100 * scorer.score(g) for g in chosen]
         score_seconds.append((time.perf_counter() - started) / len(chosen))
-    runs = [Run(i, "reference", g, r) for i, g in enumerate(chosen)
+    digest = data_digest(cfg.data, plan)
+    runs = [Run(i, "reference", g, r, digest) for i, g in enumerate(chosen)
             for r in reference_seeded(ref_recipe, reference_seeds)]
     log = RunLog(out / RUNS_NAME, known=check_run_logs(cfg.out_dir))
     rows = train_runs(runs, log, data, train_fn, progress, desc="supernet check references")
     ref = score_matrix(rows, "reference", len(chosen))
     report = fidelity(scores, ref)
     report["supernet"] = report.pop("proxy")
-    report.update(config=cfg.source, seed=seed, sampling=sampling, supernets=supernets, holdout_images=scored,
+    report.update(config=cfg.source, seed=seed, sampling=sampling, reference_recipe=reference, supernets=supernets,
+                  holdout_images=scored,
                   binomial_se_points=100 * binomial_se(float(scores.mean()) / 100, scored),
                   supernet_mean_top1=float(scores.mean()), reference_mean_top1=float(ref.mean()),
                   seconds_per_genome=float(np.mean(score_seconds)), supernet_train_seconds=train_seconds,
@@ -114,9 +116,9 @@ def describe(report: dict[str, Any]) -> str:
              f" reference: mean top-1 {report['reference_mean_top1']:.1f}%  spread between genomes "
              f"{num(r['genome_spread_sd'], '.1f')} points sd",
              *agreement_lines(report, "supernet"),
-             *([] if s["paired_noise_sd"] is None else
-               [f"a search with one of these supernets shows its noise in its error bars with supernet.noise_sd: "
-                f"{s['paired_noise_sd']:.2f} (one supernet's score of a genome, its shift over all genomes taken out)"]),
+             noise_sd_line(s["paired_noise_sd"], "supernet", report,
+                           check_command(report, "supernet", f"--supernets {report['supernets']}"),
+                           "one supernet - run with --supernets 2 or more"),
              f"time: {report['seconds_per_genome']:.2f} s per scored genome; supernet training "
              + ", ".join(f"{t:.0f} s" for t in report["supernet_train_seconds"])
              + f"; {report['seconds_per_reference_run']:.0f} s per reference run",
