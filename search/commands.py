@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", help="study name")
     p.add_argument("--workers", type=int, help="worker processes on this machine")
     p.add_argument("--seed", type=int, help="sampler seed")
-    p.add_argument("--sampler", help="tpe, nsga2, nsga3, gp or random")
+    p.add_argument("--sampler", help="tpe, nsga2, nsga3 or random")
     p.add_argument("--prepare", action="store_true", help="first build the config's latency table and train its "
                    "supernet where they are missing (latency.source lut, accuracy.source supernet)")
     p.set_defaults(func=run)

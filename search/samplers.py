@@ -10,7 +10,7 @@ from .config import SAMPLERS
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler ``name`` (tpe, nsga2, nsga3, gp, random) seeded with ``seed``.
+    """The sampler ``name`` (tpe, nsga2, nsga3, random) seeded with ``seed``.
 
     Constraints reach every sampler that uses them through ``trial.set_constraint``.
     """
@@ -20,13 +20,6 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
     if name == "nsga3":
         return optuna.samplers.NSGAIIISampler(seed=seed, population_size=8)
-    if name == "gp":
-        try:
-            import scipy  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError:
-            raise UsageError("sampler 'gp' needs torch and scipy: pip install torch scipy") from None
-        return optuna.samplers.GPSampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise UsageError(f"sampler '{name}' - allowed: {', '.join(SAMPLERS)}")

@@ -14,6 +14,10 @@ from space.basics.errors import UsageError
 from trainer import evaluate, load_config, train, write_digits
 from mixnet.checkpoint import read_checkpoint as load
 from trainer.checkpointing import read_meta
+from trainer.data import scan_split
+from trainer.distributed import Ranks
+from trainer.validate import evaluate_network
+from test_mindcv_parity import randomize
 
 TINY = ("stem8_head32_w1_d0.2_nc10,r1_k3_a1_p1_s2_e1_i8_o8_re,"
         "r1_k3.5_a1_p1_s2_e3_i8_o16_se0.25_sw_sesw")
@@ -129,17 +133,27 @@ def test_checkpoint_that_does_not_fit(straight: tuple[Path, object], digits: Pat
     assert_user_error(proc, "does not fit the network", "missing: ", "shape mismatch: ", "layers.1.convs.")
 
 
-def test_mindcv_checkpoint_loads(digits: Path, tmp_path: Path) -> None:
-    models = pytest.importorskip("mindcv.models")
-    net = models.create_model("mixnet_s", num_classes=10)
+def test_mindcv_checkpoint_evaluates_as_mindcvs_own_network(digits: Path, tmp_path: Path) -> None:
+    """A checkpoint MindCV 0.3.0 saved (its names, optimizer moments, global step) scores what MindCV's
+    network holding those weights scores on the same images: the weights loaded, BN statistics included."""
+    import mindcv
+    net = mindcv.create_model("mixnet_s", num_classes=10)
+    randomize(net, seed=5)
     params = [{"name": p.name, "data": p} for p in net.get_parameters()]
     params.append({"name": "moments.classifier.weight", "data": ms.Tensor(np.zeros((10, 1536), np.float32))})
     params.append({"name": "global_step", "data": ms.Tensor(np.array([5], np.int32))})
     path = tmp_path / "mixnet_s-600_1251.ckpt"
     ms.save_checkpoint(params, str(path))
-    cfg = load_config(RECIPE, {"data_dir": str(digits), "width": None, "batch_size": 120})
+    # split: MindCV's own MixConv computation, so the logits agree to float rounding
+    cfg = load_config(RECIPE, {"data_dir": str(digits), "width": None, "batch_size": 120, "mixconv_impl": "split"})
     metrics = evaluate(cfg, path)
-    assert metrics["n"] == 360 and 0 <= metrics["top1"] <= metrics["top5"] <= 100
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        split = scan_split(cfg.data_dir, cfg.val_split, "val_split")
+        own = evaluate_network(net, cfg, split, Ranks())
+    finally:
+        ms.set_context(mode=ms.GRAPH_MODE)
+    assert metrics == {"top1": own["top1"], "top5": own["top5"], "n": 360}
 
 
 def adamw_state(path: Path) -> tuple[float, float, float, float]:
