@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import optuna
 
+from mixnet.devices import current_device
 from space import Genome
 from space.cost import network_cost
 from space.search_space import SearchSpace
@@ -91,7 +92,8 @@ class Evaluator:
         return trained_network(genome, self.train_cfg, self.proxy.num_classes)
 
     def evaluate(self, trial: optuna.Trial, genome: Genome, key: str) -> "Evaluation | float | tuple[float, ...]":
-        """Cost model and latency of the deployed ``genome``, budgets, then (if feasible) proxy training.
+        """Cost model and latency of the deployed ``genome``, budgets, then (if feasible) proxy training or
+        scoring, and the device MindSpore reports it ran on.
 
         Just before training the study is searched for a twin again: two workers that drew the
         same genome at the same moment both see the other by then, and the later trial reuses.
@@ -114,7 +116,10 @@ class Evaluator:
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin, constraints=False)
-        ev.accuracy = self.accuracy(trial, genome, ev)
+        try:
+            ev.accuracy = self.accuracy(trial, genome, ev)
+        finally:
+            store(trial, device=current_device())
         store(trial, accuracy=ev.accuracy)
         return ev
 

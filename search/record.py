@@ -19,6 +19,7 @@ class TrialRecord:
     """Every user attribute a trial of a search may hold (None: not stored)."""
 
     worker: Optional[str] = None            # host:pid of the process evaluating it
+    device: Optional[str] = None            # target:id MindSpore reported where it trained or was scored (Ascend:3)
     baseline: bool = False                  # the space's skeleton (MixNet-S), enqueued first
     retry_of: Optional[int] = None          # the trial of a dead worker this one retries
     surplus: bool = False                   # a stop marker: the study had reached its target

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import optuna
@@ -18,12 +18,12 @@ from .config import SearchConfig
 from .objective import Evaluator
 from .progress import TrialProgress
 from .record import TrialRecord, is_finished
-from .latency.sources import LatencySource, latency_source
+from .latency.sources import LatencySource, MeasuredLatency, latency_source
 from .proxy_data import ProxyData, plan_proxy_data, prepare_proxy_data, proxy_data_of
 from .recipes import on_proxy_data, proxy_train_config, training_turns
 from .samplers import make_sampler
 from .storage import open_storage
-from .workers import fail_dead_trials, worker_id
+from .workers import WorkerDevices, fail_dead_trials, worker_devices, worker_id
 
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -104,23 +104,40 @@ class StopRules:
 @dataclass(frozen=True)
 class SearchRun:
     """Everything a worker needs, made and checked once by ``run_search``: the config's parts, the
-    space, the proxy split, the proxy recipe on it, and the latency source."""
+    space, the proxy split, the proxy recipe on it, the latency source and the workers' devices."""
 
     cfg: SearchConfig
     space: SearchSpace
     proxy: ProxyData
     recipe: Any
     latency: LatencySource
+    devices: WorkerDevices
+
+    def on_device(self, device: "int | None") -> tuple[SearchConfig, LatencySource]:
+        """The config and latency source of a worker on ``device``: a latency measured on the workers'
+        own target is timed on the worker's device (``latency.device_id`` then stands for nothing), so a
+        timing takes its turn only with the work on that device."""
+        cfg, lat = self.cfg, self.cfg.latency
+        if device is None or lat.source != "measured" or lat.target.device != self.devices.target:
+            return cfg, self.latency
+        target = replace(lat.target, device_id=device)
+        cfg = replace(cfg, doc=dict(cfg.doc, latency=dict(cfg.doc["latency"], device_id=device)),
+                      latency=replace(lat, target=target))
+        latency = self.latency
+        if isinstance(latency, MeasuredLatency):
+            latency = MeasuredLatency(target, lat.protocol, latency.cache_path)
+        return cfg, latency
 
 
 def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callable | None = None) -> None:
-    """One worker process: optimize until the study holds ``trials`` finished trials."""
+    """One worker process, bound to its device first: optimize until the study holds ``trials`` finished trials."""
     from mixnet.quiet import quiet_mindspore
     quiet_mindspore()
     quiet_optuna()
+    run.devices.bind(rank)
     import mindspore as ms
     ms.set_context(mode=ms.GRAPH_MODE)
-    cfg = run.cfg
+    cfg, latency = run.on_device(run.devices.of(rank))
     study = open_study(cfg, create=False)
     fail_dead_trials(study)
     seed = cfg.seed + 1009 * rank + len(study.get_trials(deepcopy=False))
@@ -131,7 +148,7 @@ def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callabl
     if train_fn is None:
         from trainer import train as train_fn
     progress = TrialProgress(cfg.trials, finished_count(study)) if show_progress else None
-    evaluator = Evaluator(cfg, run.space, run.proxy, run.recipe, train_fn, run.latency, cfg.trials, worker_id(),
+    evaluator = Evaluator(cfg, run.space, run.proxy, run.recipe, train_fn, latency, cfg.trials, worker_id(),
                           on_epoch=progress.epoch if progress else None, device_turn=training_turns(cfg),
                           accuracy=accuracy_source(run))
     rules = StopRules(cfg.trials, progress)
@@ -197,6 +214,16 @@ def _spawn_workers(run: SearchRun, study: optuna.Study, show_progress: bool) -> 
         raise SearchFailed(f"{len(bad)} of {cfg.workers} workers stopped: {why}")
 
 
+def workers_target(cfg: SearchConfig, recipe: Any) -> str:
+    """The device target workers train or score on: the proxy recipe's ``device_target`` (the supernet
+    recipe's for supernet scores), else MindSpore's default."""
+    from mixnet.devices import default_target
+    if cfg.accuracy.source == "supernet":
+        from .supernet.training import supernet_recipe
+        recipe = supernet_recipe(cfg)
+    return recipe.device_target or default_target()
+
+
 def choose_impl_once() -> None:
     """Measure (or read) the ``auto`` MixConv choice here, so workers started next read it from the cache."""
     import mindspore as ms
@@ -210,9 +237,9 @@ def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable
                latency_fn: LatencySource | None = None) -> optuna.Study:
     """Run (or resume) the search of ``cfg`` until its study holds ``cfg.trials`` finished trials.
 
-    The space, the data split, the proxy recipe and the latency source (or ``latency_fn``) are made
-    and checked once, before any data is written or any device time is spent, and handed to the
-    workers.
+    The space, the data split, the proxy recipe, the latency source (or ``latency_fn``) and the
+    workers' devices are made and checked once, before any data is written or any device time is
+    spent, and handed to the workers. The ``auto`` MixConv choice is measured on worker 0's device.
     """
     quiet_optuna()
     space = SearchSpace.from_yaml(cfg.space)
@@ -221,6 +248,8 @@ def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable
         check_trained(cfg, space)
     latency = latency_fn or latency_source(cfg.latency, space, cfg.out_dir, cfg.storage.remote_url, cfg.source)
     recipe = proxy_train_config(cfg)
+    devices = worker_devices(cfg.devices, cfg.workers, workers_target(cfg, recipe), cfg.source)
+    devices.bind(0)   # this process is worker 0, or makes the auto MixConv choice for the workers
     plan = plan_proxy_data(cfg.data)
     proxy = proxy_data_of(plan, cfg.out_dir)
     recipe = on_proxy_data(recipe, proxy)
@@ -230,7 +259,7 @@ def run_search(cfg: SearchConfig, show_progress: bool = True, train_fn: Callable
         choose_impl_once()
     if cfg.baseline:
         enqueue_baseline(study, space)
-    run = SearchRun(cfg, space, proxy, recipe, latency)
+    run = SearchRun(cfg, space, proxy, recipe, latency, devices)
     if cfg.workers == 1:
         run_worker(run, 0, show_progress, train_fn)
     else:

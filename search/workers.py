@@ -1,4 +1,5 @@
-"""Worker identity and liveness: trials of a dead worker on this host are failed and retried at once.
+"""Workers' devices, identity and liveness: each worker binds its own device id; trials of a dead worker
+on this host are failed and retried at once.
 
 Optuna's heartbeat does the same for RDB storages after its grace period, and for workers on other
 hosts; journal storages have no heartbeat, so this is their only recovery.
@@ -8,14 +9,54 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
+from typing import Sequence
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from mixnet.devices import bind_device, check_device_ids
+from space.basics.errors import UsageError
 from trainer.processes import process_alive
 
 from .record import TrialRecord
+
+
+@dataclass(frozen=True)
+class WorkerDevices:
+    """The device target of a search's workers and the device ids they bind: worker ``rank`` binds
+    ``ids[rank % len(ids)]`` (with as many workers as ids, worker i runs on the i-th id); without ids
+    every worker stays on the target's default device."""
+
+    target: str
+    ids: tuple[int, ...] = ()
+
+    def of(self, rank: int) -> "int | None":
+        """The device id worker ``rank`` binds (None: the target's default device, left to MindSpore)."""
+        return self.ids[rank % len(self.ids)] if self.ids else None
+
+    def bind(self, rank: int) -> None:
+        """Bind this process's MindSpore to worker ``rank``'s device, before anything runs on it."""
+        if self.ids:
+            bind_device(self.target, self.of(rank))
+
+
+def worker_devices(devices: "Sequence[int] | str | None", workers: int, target: str, where: str) -> WorkerDevices:
+    """The devices of ``workers`` workers on ``target`` (the config's ``devices``), checked against the host;
+    more devices than workers is a UsageError too (a device would stay idle)."""
+    if devices is None:
+        return WorkerDevices(target)
+    try:
+        ids = check_device_ids(target, devices)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    if workers < len(ids):
+        named = f"all ({len(ids)} {target} devices here)" if devices == "all" else str(list(ids))
+        raise UsageError(f"{where}: devices {named} - more devices than the {workers} worker(s): set workers: "
+                         f"{len(ids)}, or list {workers} device(s)")
+    return WorkerDevices(target, ids)
+
 
 def worker_id() -> str:
     """This process as ``host:pid``."""
