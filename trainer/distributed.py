@@ -1,7 +1,8 @@
-"""Data-parallel setup under a launcher (msrun), and sums across ranks."""
+"""Data-parallel setup under a launcher (msrun), sums across ranks, and checks that ranks agree."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -33,7 +34,7 @@ def setup(cfg: Any) -> Ranks:
         return Ranks()
     if not any(os.environ.get(name) for name in LAUNCHER_VARIABLES):
         raise UsageError("distribute: True needs a launcher - run under msrun --worker_num N "
-                         "--local_worker_num N ... (or set --distribute False)")
+                         "--local_worker_num N ... (or set distribute: False)")
     import mindspore as ms
     from mindspore.communication import get_group_size, get_rank, init
     if not _initialized["done"]:
@@ -46,6 +47,14 @@ def setup(cfg: Any) -> Ranks:
     return Ranks(get_rank(), world)
 
 
+def current_ranks(cfg: Any) -> Ranks:
+    """The ranks of a run of ``cfg`` once :func:`setup` has run (one rank unless ``cfg.distribute``)."""
+    if not cfg.distribute or not _initialized["done"]:
+        return Ranks()
+    from mindspore.communication import get_group_size, get_rank
+    return Ranks(get_rank(), get_group_size())
+
+
 def all_sum(values: "Sequence[float] | np.ndarray", ranks: Ranks) -> np.ndarray:
     """Element-wise sum of ``values`` over all ranks (the values themselves on one rank)."""
     array = np.asarray(values, np.float32)
@@ -55,3 +64,17 @@ def all_sum(values: "Sequence[float] | np.ndarray", ranks: Ranks) -> np.ndarray:
     from mindspore import ops
     total = ops.AllReduce()(ms.Tensor(array))
     return total.asnumpy().astype(np.float64)
+
+
+def check_same(text: str, ranks: Ranks, what: str) -> None:
+    """Raise UsageError unless every rank passes the same ``text`` (compared by digest; one AllGather)."""
+    if ranks.world == 1:
+        return
+    import mindspore as ms
+    from mindspore import ops
+    digest = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.int32)
+    held = ops.AllGather()(ms.Tensor(digest)).asnumpy().reshape(ranks.world, -1)
+    if (held != held[0]).any():
+        shown = ", ".join(f"rank {r} {row.tobytes().hex()}" for r, row in enumerate(held))
+        raise UsageError(f"the ranks disagree on {what} (digests: {shown}) - every rank must run the same "
+                         "code and config")

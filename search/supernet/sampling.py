@@ -4,7 +4,9 @@
 random order every ``len(choices)`` steps, so over that many steps every choice of every layer is
 trained exactly once. ``sandwich`` (BigNAS) makes the first of every four steps the widest and the
 second the narrowest expansion everywhere; the other two steps follow the rule. Choices depend only
-on the seed and the step, so a resumed run trains the same genomes.
+on the seed and the step (a generator seeded per step, or per block of steps for ``fair``), so a
+resumed run trains the same genomes, and every rank of a data-parallel run draws the same genome at
+each step without talking to the others (``training.SupernetNetworks`` checks that they agree).
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""Training a supernet with the search config's data and proxy recipe: one sampled genome per step."""
+"""Training a supernet with the search config's data and proxy recipe: one sampled genome per step.
+
+Data-parallel (``supernet.overrides: {distribute: True}`` under msrun), every rank trains the genome
+its sampler derives from the step, and the ranks check that they agree before every step; at the end
+they check that they hold the same weights. Rank 0 alone writes the supernet's folder. BatchNorm
+normalizes with each rank's own batch statistics (MindSpore's SyncBatchNorm is Ascend-only, and the
+C++ kernels compute BatchNorm and activation in one call); the trainer averages the moving statistics
+over the ranks after every epoch, and scoring recalibrates them for each genome anyway.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from mindspore import nn
 from mixnet.supernet import Supernet
 from space.genome import Genome
 from space.search_space import SearchSpace
+from trainer.distributed import Ranks, check_same, setup
 
 from ..config import SearchConfig
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
@@ -21,10 +30,12 @@ from .scoring import SPACE_FILE, check_space, write_space
 class SupernetNetworks:
     """What ``trainer.train`` trains for a supernet: the supernet of the space at the recipe's width and
     classes (holding the weights ``section`` says), set to the sampler's genome before each step and
-    to the skeleton (MixNet-S) for validation."""
+    to the skeleton (MixNet-S) for validation. On several ``ranks``, every step checks that all ranks
+    chose the same genome."""
 
-    def __init__(self, space: SearchSpace, sampler: PathSampler, section: SupernetSection) -> None:
-        self.space, self.sampler, self.section = space, sampler, section
+    def __init__(self, space: SearchSpace, sampler: PathSampler, section: SupernetSection,
+                 ranks: Ranks = Ranks()) -> None:
+        self.space, self.sampler, self.section, self.ranks = space, sampler, section, ranks
 
     def build(self, genome: Genome, cfg: Any) -> Supernet:
         """A freshly initialized supernet for networks like ``genome`` (the skeleton as the recipe trains it),
@@ -32,8 +43,10 @@ class SupernetNetworks:
         return Supernet(self.section.spec_of(self.space, genome.width, genome.num_classes), impl=cfg.mixconv_impl)
 
     def before_step(self, net: nn.Cell, step: int) -> None:
-        """Select the genome of ``step``."""
-        net.select(self.sampler.genome(step))
+        """Select the genome of ``step``; UsageError when the ranks chose different ones."""
+        genome = self.sampler.genome(step)
+        check_same(f"{step} {genome.to_string()}", self.ranks, f"the genome of supernet step {step}")
+        net.select(genome)
 
     def before_validation(self, net: nn.Cell) -> None:
         """Validate the skeleton's sub-network."""
@@ -50,20 +63,25 @@ def train_supernet(cfg: SearchConfig, progress: bool = True, train_fn: Any = Non
     """Train (or resume) the supernet of ``cfg``'s space on its proxy split; returns the TrainResult.
 
     Checkpoints, ``best.ckpt`` (validated on the skeleton's sub-network) and ``metrics.csv`` go to
-    ``supernet.dir``; a re-run resumes from the newest checkpoint there, as the trainer does.
+    ``supernet.dir``; a re-run resumes from the newest checkpoint there, as the trainer does. With
+    ``distribute`` (under msrun) rank 0 writes them, and every rank must end with the same weights.
     """
     space = SearchSpace.from_yaml(cfg.space)
     cfg.supernet.spec_of(space)
     recipe = supernet_recipe(cfg)
+    ranks = setup(recipe)
     plan = plan_proxy_data(cfg.data)
     proxy = proxy_data_of(plan, cfg.out_dir)
     recipe = on_proxy_data(recipe, proxy)
     if (cfg.supernet.dir / SPACE_FILE).is_file():
         check_space(space, cfg.supernet.dir, cfg.supernet)   # resuming: the same supernet
     prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-    write_space(space, cfg.supernet.dir, cfg.supernet)
+    if ranks.is_main:
+        write_space(space, cfg.supernet.dir, cfg.supernet)
     sampler = PathSampler(space, cfg.supernet.sampling, cfg.supernet.sandwich, int(recipe.seed))
     if train_fn is None:
         from trainer import train as train_fn
-    return train_fn(recipe, space.skeleton, progress=progress, save_checkpoints=True,
-                    networks=SupernetNetworks(space, sampler, cfg.supernet))
+    result = train_fn(recipe, space.skeleton, progress=progress, save_checkpoints=True,
+                      networks=SupernetNetworks(space, sampler, cfg.supernet, ranks))
+    check_same(result.weights_digest, ranks, "the supernet's final weights")
+    return result
