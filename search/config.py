@@ -9,14 +9,15 @@ from typing import Any
 
 
 from space.basics.documents import load_mapping
+from mixnet.devices import check_device_list
 from space.basics.errors import UsageError, unknown_key_error
 
-from .goal import METRICS, Goal, goal_of
-from .sections import (AccuracySection, DataSection, LatencySection, ProxySection, PrunerSection, StorageSection,
+from .goal import DEFAULT_OBJECTIVES, MNAS_DEFAULTS, METRICS, Goal, goal_of
+from .sections import (LATENCY_DEFAULTS, AccuracySection, DataSection, LatencySection, ProxySection, PrunerSection, StorageSection,
                        SupernetSection, VerifySection,
                        check_bool, check_choice, check_int, check_text, is_number)
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+SAMPLERS = ("tpe", "nsga2", "nsga3", "random")
 
 DEFAULTS: dict[str, Any] = {
     "space": "configs/space/mixnet_s.yaml",
@@ -28,19 +29,20 @@ DEFAULTS: dict[str, Any] = {
     "supernet": {"dir": None, "overrides": {}, "sampling": "fair", "sandwich": False, "calibration_batches": 8,
                  "score_images": None, "score_batch": 256, "noise_sd": None, "expansion_one": "own",
                  "kernel_transform": False},
-    "latency": {"source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0,
-                "batch": 1, "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0,
-                "threads": None,
-                "lut": None, "cache": None, "remote": None, "remote_timeout_s": 600.0},
+    "latency": dict(LATENCY_DEFAULTS),
     "mode": "pareto",
-    "objectives": ["accuracy", "latency_ms"],
-    "mnas": {"target_ms": None, "w": -0.07, "hard": False},
+    "objectives": list(DEFAULT_OBJECTIVES),
+    "mnas": dict(MNAS_DEFAULTS),
     "pruner": {"type": "none", "eta": 3, "min_epochs": 1, "rungs": None},
     "constraints": {},
     "sampler": "tpe",
     "seed": 0,
     "trials": 12,
     "workers": 1,
+    # the workers' device ids on their target (the proxy recipe's device_target, else MindSpore's default):
+    # a list, or all (every one of the host; for the CPU one per core); worker i binds devices[i % len(devices)];
+    # null: every worker on the target's default device (id 0)
+    "devices": None,
     "storage": None,
     "study": "mixnet-search",
     "out": "runs/search",
@@ -73,6 +75,7 @@ class SearchConfig:
     seed: int
     trials: int
     workers: int
+    devices: "tuple[int, ...] | str | None"
     baseline: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +114,7 @@ def _check_search(doc: dict, source: str) -> None:
     check_int(doc["trials"], f"{source}: trials", 1)
     check_int(doc["workers"], f"{source}: workers", 1)
     check_int(doc["seed"], f"{source}: seed", 0)
+    check_device_list(doc["devices"], f"{source}: devices")
     if not isinstance(doc["constraints"], dict):
         raise UsageError(f"{source}: constraints must map a metric to its maximum")
     for metric, limit in doc["constraints"].items():
@@ -137,7 +141,9 @@ def build_search_config(doc: dict[str, Any], source: str) -> SearchConfig:
                         verify=verify, accuracy=accuracy, supernet=supernet, latency=latency, goal=goal, pruner=pruner,
                         storage=storage,
                         constraints=dict(doc["constraints"]), sampler=doc["sampler"], seed=doc["seed"],
-                        trials=doc["trials"], workers=doc["workers"], baseline=doc["baseline"])
+                        trials=doc["trials"], workers=doc["workers"],
+                        devices=tuple(doc["devices"]) if isinstance(doc["devices"], list) else doc["devices"],
+                        baseline=doc["baseline"])
 
 
 def load_search_config(path: "str | Path | None", overrides: dict[str, Any] | None = None) -> SearchConfig:

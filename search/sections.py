@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from space.search_space import SearchSpace
 
 LATENCY_SOURCES = ("measured", "lut", "remote")
+LATENCY_DEFAULTS: dict[str, Any] = {
+    "source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0, "batch": 1,
+    "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0, "threads": None,
+    "lut": None, "cache": None, "remote": None, "remote_timeout_s": 600.0}
+# The keys of the latency section that each source never reads: a value other than the default is refused.
+LATENCY_UNREAD = {"measured": ("lut", "remote", "remote_timeout_s"),
+                  "lut": ("warmup", "repeats", "min_span_s", "cache", "remote", "remote_timeout_s"),
+                  "remote": ("lut",)}
 DATASETS = (*BUNDLED, "imagefolder")
 
 
@@ -296,6 +304,10 @@ class LatencySection:
         if doc["source"] == "lut":
             if not doc["lut"]:
                 raise UsageError(f"{source}: latency.source is 'lut' but latency.lut names no table file")
+        for key in LATENCY_UNREAD[doc["source"]]:
+            if doc[key] != LATENCY_DEFAULTS[key]:
+                raise UsageError(f"{source}: latency.{key} {doc[key]!r} is not used with latency.source "
+                                 f"'{doc['source']}' - remove it, or choose the source that uses it")
         return cls(source=doc["source"], target=target, protocol=protocol, lut=doc["lut"], cache=doc["cache"],
                    remote=doc["remote"], remote_timeout_s=float(timeout))
 
