@@ -24,9 +24,10 @@ def prepare_search(cfg: SearchConfig, progress: bool = True) -> None:
     from .latency.sources import cache_path_of
     from .proxy_data import plan_proxy_data
     from .recipes import proxy_train_config
-    from .runner import open_study
+    from .runner import open_study, quiet_optuna
     from .supernet.scoring import SPACE_FILE, check_space
     from .supernet.training import supernet_recipe, train_supernet
+    quiet_optuna()
     space = SearchSpace.from_yaml(cfg.space)
     supernet = cfg.accuracy.source == "supernet"
     if supernet:

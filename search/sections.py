@@ -26,9 +26,10 @@ LATENCY_DEFAULTS: dict[str, Any] = {
     "source": "measured", "backend": "onnxruntime", "device": "CPU", "device_id": 0, "batch": 1,
     "resolution": 224, "warmup": 10, "repeats": 50, "min_span_s": 5.0, "threads": None,
     "lut": None, "cache": None, "remote": None, "remote_timeout_s": 600.0}
-# The keys of the latency section that each source never reads: a value other than the default is refused.
+# The keys of the latency section that each source never reads (a LUT source reads warmup, repeats and
+# cache when run --prepare builds its missing table): a value other than the default is refused.
 LATENCY_UNREAD = {"measured": ("lut", "remote", "remote_timeout_s"),
-                  "lut": ("warmup", "repeats", "min_span_s", "cache", "remote", "remote_timeout_s"),
+                  "lut": ("min_span_s", "remote", "remote_timeout_s"),
                   "remote": ("lut",)}
 DATASETS = (*BUNDLED, "imagefolder")
 
