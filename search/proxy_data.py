@@ -33,16 +33,17 @@ class ProxyData:
     n_holdout: int
 
 
-def _class_files(train_dir: Path) -> dict[str, list[Path]]:
-    """Class folder -> sorted image files; errors for a missing split, no classes or a class without images."""
+def _class_files(train_dir: Path) -> dict[str, list[str]]:
+    """Class folder -> sorted image paths; errors for a missing split, no classes or a class without images."""
     if not train_dir.is_dir():
         raise UsageError(f"dataset split '{train_dir}' not found - expected an ImageFolder tree "
                          "DATA_DIR/train/<class>/<image>")
     return class_images(train_dir, "dataset split")
 
 
-def _plan(files: dict[str, list[Path]], data: DataSection) -> dict[str, dict[str, list[str]]]:
-    """Split -> class -> absolute file paths, chosen deterministically from ``data['seed']``."""
+def _plan(files: dict[str, list[str]], data: DataSection) -> dict[str, dict[str, list[str]]]:
+    """Split -> class -> absolute file paths (in the class folder's real path), chosen deterministically
+    from ``data['seed']``."""
     names = list(files)
     if data.classes is not None:
         if not isinstance(data.classes, int) or not 2 <= data.classes <= len(names):
@@ -51,7 +52,9 @@ def _plan(files: dict[str, list[Path]], data: DataSection) -> dict[str, dict[str
     rng = random.Random(data.seed)
     plan: dict[str, dict[str, list[str]]] = {"train": {}, "holdout": {}}
     for name in names:
-        images = [str(p.resolve()) for p in files[name]]
+        paths = files[name]
+        folder = os.path.realpath(os.path.dirname(paths[0]))
+        images = [os.path.join(folder, os.path.basename(p)) for p in paths]
         rng.shuffle(images)
         if data.images_per_class is not None:
             images = images[:data.images_per_class]
@@ -64,14 +67,15 @@ def _plan(files: dict[str, list[Path]], data: DataSection) -> dict[str, dict[str
 
 
 def _write_tree(plan: dict[str, dict[str, list[str]]], root: Path, manifest: dict) -> None:
-    """Write the linked tree into a temporary folder, then move it into place."""
+    """Write the linked tree into a temporary folder, then move it into place: one symbolic link per
+    image, no image read or copied."""
     with atomic_path(root, suffix="", folder=True) as tmp:
         for split, classes in plan.items():
             for name, images in classes.items():
                 folder = tmp / split / name
                 folder.mkdir(parents=True)
                 for i, src in enumerate(images):
-                    os.symlink(src, folder / f"{i:06d}{Path(src).suffix}")
+                    os.symlink(src, os.path.join(folder, f"{i:06d}{os.path.splitext(src)[1]}"))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 

@@ -42,6 +42,12 @@ class Split:
 
 def scan_split(data_dir: str, split: str, key: str) -> Split:
     """Check ``data_dir/split`` is an ImageFolder tree; one-line errors name what is wrong."""
+    return split_files(data_dir, split, key)[0]
+
+
+def split_files(data_dir: str, split: str, key: str) -> tuple[Split, list[str]]:
+    """The checked split ``data_dir/split`` (as :func:`scan_split`) and its image paths in the order
+    ImageFolderDataset numbers them (classes, then files, sorted): a sampler's index ``i`` reads ``paths[i]``."""
     if not data_dir:
         raise UsageError("data_dir is not set - give --data_dir DIR, a folder holding "
                          "train/ and val/ with one sub-folder of images per class")
@@ -55,7 +61,7 @@ def scan_split(data_dir: str, split: str, key: str) -> Split:
         raise UsageError(f"{key} folder '{path}' not found - data_dir holds: {', '.join(present) or 'no folders'}"
                          f" (set {key} to one of them)")
     files = class_images(path, key)
-    return Split(path, tuple(files), tuple(map(len, files.values())))
+    return Split(path, tuple(files), tuple(map(len, files.values()))), [p for paths in files.values() for p in paths]
 
 
 def check_same_classes(train: Split, val: Split) -> None:

@@ -43,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train the supernet and print where it is, with MixNet-S's score as a search would score it."""
+    """Train the supernet and print where it is, with MixNet-S's score as a search would score it (rank 0 only)."""
     from space.search_space import SearchSpace
+    from trainer.distributed import current_ranks
 
     from ..config import load_search_config
     from ..proxy_data import plan_proxy_data, proxy_data_of
@@ -52,10 +53,12 @@ def run_train(args: argparse.Namespace) -> int:
     from .training import supernet_recipe, train_supernet
     cfg = load_search_config(args.config)
     result = train_supernet(cfg, progress=not args.no_progress)
+    if not current_ranks(supernet_recipe(cfg)).is_main:
+        return 0
     scorer = scorer_for(cfg, proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir), supernet_recipe(cfg))
     top1 = 100 * scorer.score(SearchSpace.from_yaml(cfg.space).skeleton)
     print(f"supernet trained in {result.seconds:.0f} s ({result.epochs} epochs, {result.images_per_second:.0f} "
-          f"img/s); MixNet-S sub-network scores {top1:.2f}% on {len(scorer.images.labels)} held-out images "
+          f"img/s); MixNet-S sub-network scores {top1:.2f}% on {scorer.scored} held-out images "
           f"(BatchNorm recalibrated); {cfg.supernet.dir}")
     return 0
 

@@ -1,13 +1,15 @@
 """Scoring genomes with a trained supernet: BatchNorm recalibrated on a few training batches, then
-top-1 on the held-out images, with every image in memory and nothing compiled after the first genome."""
+top-1 on the held-out images, nothing compiled after the first genome. The images are read from disk
+for every genome, a batch at a time, so memory does not grow with the number of held-out images."""
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence
 
 import mindspore as ms
 import numpy as np
@@ -20,8 +22,9 @@ from space.basics.errors import UsageError
 from space.genome import Genome
 from space.search_space import SearchSpace
 from trainer.checkpointing import TRAINING_STATE_PREFIXES
-from trainer.data import TrainData, eval_batches, scan_split
-from trainer.transforms import SkipCounter
+from trainer.data import Split, TrainData, split_files
+from trainer.mixing import BatchMixer, mixing_enabled
+from trainer.transforms import EvalTransform, SkipCounter, TrainTransform
 
 from ..config import SearchConfig
 from ..proxy_data import ProxyData
@@ -90,40 +93,95 @@ def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyDa
 
 @dataclass(frozen=True)
 class ScoringImages:
-    """The images a score needs, in memory: calibration batches from the training split and the held-out split."""
+    """Where a score's images come from, read from disk for every genome a batch at a time (no more than
+    two batches in memory): the training files of the calibration batches in their order, and the held-out
+    files with their labels, scored ``batch`` at a time; ``recipe`` says how they are read (transforms,
+    mixing, batch size, reading threads)."""
 
-    calibration: tuple[np.ndarray, ...]
-    images: np.ndarray
+    recipe: Any
+    calibration: tuple[str, ...]
+    calibration_labels: np.ndarray
+    holdout: tuple[str, ...]
     labels: np.ndarray
     batch: int
 
 
 def scoring_images(recipe: Any, calibration_batches: int, count: "int | None" = None,
                    batch: "int | None" = None) -> ScoringImages:
-    """``calibration_batches`` shuffled training batches (training transforms) and the held-out images: all,
-    or ``count`` of them drawn at random once (the same for every genome, so scores stay paired), scored
-    ``batch`` at a time (the recipe's batch size unless given)."""
-    train = scan_split(recipe.data_dir, recipe.train_split, "train_split")
-    holdout = scan_split(recipe.data_dir, recipe.val_split, "val_split")
-    data = TrainData(recipe, train, recipe.num_classes, 0, 1)
-    calibration = []
-    for images, _ in data.batches(0, SkipCounter()):
-        calibration.append(images)
-        if len(calibration) == calibration_batches:
-            break
-    pairs = list(eval_batches(recipe, holdout, 0, 1, SkipCounter()))
-    images, labels = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]).astype(np.int64)
-    if count is not None and count < len(labels):
-        chosen = np.sort(np.random.default_rng(int(recipe.seed)).permutation(len(labels))[:count])
-        images, labels = images[chosen], labels[chosen]
-    return ScoringImages(tuple(calibration), images, labels, int(batch or recipe.batch_size))
+    """The first ``calibration_batches`` batches of a shuffled training epoch (training transforms) and the
+    held-out images: all, or ``count`` of them drawn at random once (the same for every genome, so scores
+    stay paired), scored ``batch`` at a time (the recipe's batch size unless given). Only the files are
+    listed here; an unreadable file is left out of its batch when read."""
+    train, train_files = split_files(recipe.data_dir, recipe.train_split, "train_split")
+    epoch = TrainData(recipe, train, recipe.num_classes, 0, 1)
+    first = epoch.indices(0)[:min(calibration_batches, epoch.steps) * recipe.batch_size]
+    holdout, holdout_files = split_files(recipe.data_dir, recipe.val_split, "val_split")
+    chosen = np.arange(holdout.size)
+    if count is not None and count < holdout.size:
+        chosen = np.sort(np.random.default_rng(int(recipe.seed)).permutation(holdout.size)[:count])
+    return ScoringImages(recipe, tuple(train_files[i] for i in first), _labels(train)[first],
+                         tuple(holdout_files[i] for i in chosen), _labels(holdout)[chosen],
+                         int(batch or recipe.batch_size))
+
+
+def _labels(split: Split) -> np.ndarray:
+    """The label of each image of ``split``, in its files' order."""
+    return np.repeat(np.arange(len(split.classes), dtype=np.int64), split.counts)
+
+
+def _read(paths: Sequence[str], transform: Callable[[np.ndarray], Any], step: int, threads: int
+          ) -> Iterator[list[Any]]:
+    """``transform`` of each file's bytes, ``step`` files at a time in order; the next ``step`` files are
+    read (by ``threads`` threads) while the caller uses the last."""
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        ahead: list[Future] = []
+        for start in range(0, len(paths), step):
+            reading = [pool.submit(lambda p: transform(np.fromfile(p, np.uint8)), p)
+                       for p in paths[start:start + step]]
+            if ahead:
+                yield [f.result() for f in ahead]
+            ahead = reading
+        if ahead:
+            yield [f.result() for f in ahead]
+
+
+def calibration_batches(images: ScoringImages) -> Iterator[np.ndarray]:
+    """The calibration batches of ``images`` as the training pipeline makes them (epoch 0's transforms,
+    then mixup/cutmix when the recipe mixes), read from disk."""
+    recipe = images.recipe
+    transform = TrainTransform(recipe, 0, SkipCounter())
+    mixer = BatchMixer(recipe, 0, recipe.num_classes) if mixing_enabled(recipe) else None
+    size = recipe.batch_size
+    for start, pairs in zip(range(0, len(images.calibration), size),
+                            _read(images.calibration, transform, size, recipe.num_parallel_workers)):
+        kept = [i for i, (image, _) in enumerate(pairs) if image.size]
+        if not kept:
+            continue
+        batch = np.stack([pairs[i][0] for i in kept])
+        if mixer is not None:
+            keys = np.array([pairs[i][1] for i in kept], np.uint32)
+            batch = mixer(batch, images.calibration_labels[start:start + size][kept], keys)[0]
+        yield batch
+
+
+def holdout_batches(images: ScoringImages) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The held-out images of ``images`` (evaluation transforms) and their labels, ``images.batch`` at a
+    time, read from disk; a batch loses its unreadable files."""
+    recipe = images.recipe
+    transform = EvalTransform(recipe, SkipCounter())
+    for start, arrays in zip(range(0, len(images.holdout), images.batch),
+                             _read(images.holdout, transform, images.batch, recipe.num_parallel_workers)):
+        kept = [i for i, image in enumerate(arrays) if image.size]
+        if kept:
+            yield np.stack([arrays[i] for i in kept]), images.labels[start:start + images.batch][kept]
 
 
 class SupernetScorer:
-    """Held-out top-1 of genomes with a supernet's weights (BatchNorm recalibrated per genome)."""
+    """Held-out top-1 of genomes with a supernet's weights (BatchNorm recalibrated per genome); ``scored``
+    is the number of held-out images the last score counted (0 before the first)."""
 
     def __init__(self, net: Supernet, images: ScoringImages) -> None:
-        self.net, self.images = net, images
+        self.net, self.images, self.scored = net, images, 0
         self.calibrating = Supernet(net.spec, bn_momentum=0.0, impl=net.impl)  # moving statistics = the last batch's
         weights = {p.name: p for p in net.get_parameters()}
         for p in self.calibrating.get_parameters():
@@ -135,12 +193,15 @@ class SupernetScorer:
         self.calibrating.set_train(True)
         self.calibrating.select(genome)
         sums = [[np.zeros(a.moving_mean.shape), np.zeros(a.moving_mean.shape)] for a, _ in self.norms]
-        for images in self.images.calibration:
+        n = 0
+        for images in calibration_batches(self.images):
             self.calibrating(Tensor(images))
+            n += 1
             for total, (a, _) in zip(sums, self.norms):
                 total[0] += a.moving_mean.asnumpy()
                 total[1] += a.moving_variance.asnumpy()
-        n = len(self.images.calibration)
+        if n == 0:
+            raise UsageError(f"no readable calibration images in '{Path(self.images.calibration[0]).parents[1]}'")
         for (mean, var), (_, b) in zip(sums, self.norms):
             b.moving_mean.set_data(Tensor((mean / n).astype(np.float32)))
             b.moving_variance.set_data(Tensor((var / n).astype(np.float32)))
@@ -148,18 +209,22 @@ class SupernetScorer:
     def score(self, genome: Genome) -> float:
         """Held-out top-1 of ``genome`` as a fraction (after recalibrating BatchNorm for it)."""
         self.recalibrate(genome)
-        net, data = self.net, self.images
+        net, size = self.net, self.images.batch
         net.set_train(False)
         net.select(genome)
-        hits = 0
-        for start in range(0, len(data.labels), data.batch):
-            images = data.images[start:start + data.batch]
+        hits = scored = 0
+        for images, labels in holdout_batches(self.images):
             count = len(images)
-            if count < data.batch:
-                images = np.concatenate([images, np.zeros((data.batch - count,) + images.shape[1:], images.dtype)])
+            if count < size:
+                images = np.concatenate([images, np.zeros((size - count,) + images.shape[1:], images.dtype)])
             logits = net(Tensor(images)).asnumpy()[:count]
-            hits += int((logits.argmax(axis=1) == data.labels[start:start + count]).sum())
-        return hits / len(data.labels)
+            hits += int((logits.argmax(axis=1) == labels).sum())
+            scored += count
+        if scored == 0:
+            raise UsageError(f"none of the {len(self.images.holdout)} held-out images in "
+                             f"'{Path(self.images.holdout[0]).parents[1]}' is readable")
+        self.scored = scored
+        return hits / scored
 
 
 def _norms(net: nn.Cell) -> list[tuple[str, nn.BatchNorm2d]]:
@@ -191,7 +256,7 @@ class SupernetAccuracy:
         store(trial, stage="scoring")
         started = time.perf_counter()
         top1 = self.scorer.score(genome)
-        n = len(self.scorer.images.labels)
+        n = self.scorer.scored
         store(trial, accuracy_source="supernet", holdout_images=n, noise_sd=self.noise,
               accuracy_se=round(accuracy_se([top1], n, self.noise), 6),
               accuracy_se_binomial=round(binomial_se(top1, n), 6),
