@@ -95,8 +95,10 @@ def add_check_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the search and write its outputs."""
     from .config import load_search_config
-    from .report import summary, trials_frame, write_outputs
+    from .prepare import verify_step
+    from .report import VERIFY_COMMAND, summary, trials_frame, write_outputs
     from .runner import run_search
+    from .verify import candidates
     overrides = {"out": args.out, "trials": args.trials, "storage": args.storage, "study": args.study,
                  "workers": args.workers, "seed": args.seed, "sampler": args.sampler}
     cfg = load_search_config(args.config, overrides)
@@ -105,14 +107,16 @@ def run(args: argparse.Namespace) -> int:
         prepare_search(cfg)
     study = run_search(cfg)
     front = write_outputs(study, cfg.out_dir, cfg.goal.front_objectives)
-    print(summary(trials_frame(study), front, cfg.out_dir))
+    frame = trials_frame(study)
+    command = VERIFY_COMMAND if front.empty else verify_step(cfg, len(candidates(cfg, frame)))
+    print(summary(frame, front, cfg.out_dir, command))
     return 0
 
 
 def report(args: argparse.Namespace) -> int:
     """Regenerate the outputs of a stored study."""
     from .goal import front_objectives_of
-    from .report import summary, trials_frame, write_outputs
+    from .report import VERIFY_COMMAND, summary, trials_frame, write_outputs
     from .runner import quiet_optuna
     from .storage import open_storage
     import optuna
@@ -125,7 +129,8 @@ def report(args: argparse.Namespace) -> int:
     objectives = front_objectives_of(study.user_attrs.get("objectives", ["accuracy", "latency_ms"]))
     out = Path(args.out)
     front = write_outputs(study, out, objectives)
-    print(summary(trials_frame(study), front, out))
+    command = f"{VERIFY_COMMAND} --storage {args.storage} --study {args.study} --out {out}"
+    print(summary(trials_frame(study), front, out, command))
     return 0
 
 

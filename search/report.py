@@ -26,6 +26,9 @@ COLUMNS = ["number", "state", "genome", "genome_key", "accuracy", "accuracy_se",
            "feasible", "baseline", "reused_from", "pruned_at_epoch", "intermediate_accuracy", "train_seconds",
            "score_seconds", "latency_seconds", "duration_s", "worker", "device", "error", "proxy_genome"]
 TRAIN_CONFIG = "configs/train/mixnet_s.yaml"
+VERIFIED = "verified.csv"
+VERIFY_COMMAND = "python search.py verify --config SEARCH_CONFIG.yaml"
+QUALIFIES = f"verified as more accurate than MixNet-S or within noise of it ({VERIFIED}, {BEYOND_NOISE_Z:g} s.e.)"
 SHORT_VERDICT = {"better": "better", "worse": "worse", "indistinguishable": "within noise",
                  "unknown": "no verdict"}
 VERIFY_ADVICE = "choose by latency, then run 'search.py verify' (it retrains them with the reference recipe)"
@@ -191,9 +194,10 @@ def within_noise_line(front: list, baseline: "Any | None") -> "str | None":
     return None
 
 
-def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
+def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path, verify_command: str = VERIFY_COMMAND) -> str:
     """The terminal summary: counts (failed trials with their most common error), the front with error bars and
-    a verdict against the baseline, whether the accuracy measure can order the front, and how to train a point."""
+    a verdict against the baseline, whether the accuracy measure can order the front, and the next step
+    (:func:`next_step`; ``verify_command``: how to verify this search)."""
     done = frame[frame.state == "COMPLETE"]
     pruned = frame[frame.pruned_at_epoch.notna()]
     rungs = sorted(set(pruned.pruned_at_epoch.astype(int)))
@@ -227,11 +231,27 @@ def summary(frame: pd.DataFrame, front: pd.DataFrame, out_dir: Path) -> str:
     if plain is not None:
         lines.append(plain)
     if not front.empty:
-        first = front.iloc[0]
-        lines.append("train a Pareto genome on ImageNet with MindCV's recipe:")
-        lines.append(f"  python search.py train --config {TRAIN_CONFIG} --genome "
-                     f"{out_dir / 'best' / f'trial_{int(first.number):04d}.yaml'} --data_dir /path/to/imagenet")
+        lines += next_step(out_dir, verify_command)
     return "\n".join(lines)
+
+
+def next_step(out_dir: Path, verify_command: str) -> list[str]:
+    """Two lines: what to do next and its command. Before ``verify`` has written ``out_dir/verified.csv``,
+    ``verify_command``; after, training on ImageNet the fastest front genome (a ``best/`` file) that ``QUALIFIES``,
+    or MixNet-S itself when none does."""
+    if not (out_dir / VERIFIED).is_file():
+        return [f"next: retrain the front and MixNet-S with the reference recipe; once {VERIFIED} is in {out_dir}, "
+                "this summary names the genome to train:", f"  {verify_command}"]
+    table = pd.read_csv(out_dir / VERIFIED)
+    fit = table[~table.baseline.astype(bool) & table.verdict.isin(["better", "indistinguishable"])]
+    files = [out_dir / "best" / f"trial_{int(t):04d}.yaml" for t in fit.sort_values("latency_ms").trial]
+    chosen = next((f for f in files if f.is_file()), None)
+    train = f"  python search.py train --config {TRAIN_CONFIG}"
+    if chosen is None:
+        return [f"no front genome is {QUALIFIES}: train MixNet-S itself, with MindCV's ImageNet recipe:",
+                f"{train} --data_dir /path/to/imagenet"]
+    return [f"train the fastest front genome {QUALIFIES}, with MindCV's ImageNet recipe:",
+            f"{train} --genome {chosen} --data_dir /path/to/imagenet"]
 
 
 def verdict_line(verdicts: dict[str, list[int]], noise_known: bool, supernet: bool = False) -> str:

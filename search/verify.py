@@ -36,12 +36,13 @@ def spread_along(front: pd.DataFrame, count: "int | None") -> pd.DataFrame:
     return ordered.iloc[sorted({round(i * (len(ordered) - 1) / max(count - 1, 1)) for i in range(count)})]
 
 
-def candidates(cfg: SearchConfig) -> pd.DataFrame:
+def candidates(cfg: SearchConfig, frame: "pd.DataFrame | None" = None) -> pd.DataFrame:
     """The study's Pareto front (``verify.max_genomes`` of it, spread along latency) plus its baseline trial
-    (MixNet-S), by latency."""
-    from .runner import open_study, quiet_optuna
-    quiet_optuna()
-    frame = trials_frame(open_study(cfg, create=False))
+    (MixNet-S), by latency; ``frame``: the study's trials (read from its storage unless given)."""
+    if frame is None:
+        from .runner import open_study, quiet_optuna
+        quiet_optuna()
+        frame = trials_frame(open_study(cfg, create=False))
     front = spread_along(pareto_front(frame, cfg.goal.front_objectives), cfg.verify.max_genomes)
     done = frame[(frame.state == "COMPLETE") & frame.baseline]
     chosen = pd.concat([front.assign(pareto=True), done[~done.number.isin(front.number)].assign(pareto=False)])

@@ -14,20 +14,26 @@ import csv
 import itertools
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import ROOT
-from search.cli import main
+from search.cli import build_parser, main, subcommands
 from search.commands import DEMO_CONFIG
 from search.latency import LatencyCache
 from search.latency.lut import LatencyTable
+from search.report import summary, trials_frame, write_outputs
+from search.verify import verified_table
 from space import parse_genome
 from space.search_space import SearchSpace
 
@@ -84,12 +90,35 @@ def test_bare_search_py_builds_the_lut_trains_the_supernet_runs_the_trials_and_w
     assert not front.empty and set(front.number) <= set(trials.number)
     assert (out / "pareto.png").stat().st_size > 10_000
     assert sorted(p.name for p in (out / "best").iterdir()) == [f"trial_{n:04d}.yaml" for n in sorted(front.number)]
-    # the summary: counts, the front against MixNet-S, and last the next step, a command whose genome file exists
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(f"{TINY['trials']} finished trials") and lines[0].endswith(f"outputs in {OUT}")
-    step = lines[-1].split()   # today: training a front genome with MindCV's recipe
-    assert step[:4] == ["python", "search.py", "train", "--config"]
-    assert (folder / step[step.index("--genome") + 1]).is_file()
+    # first the plan: each phase with its estimated time (all to do in a new folder), then the outputs
+    assert lines[0].startswith("plan (estimates: this project's times measured on 2 cores")
+    with (folder / TINY["latency"]["lut"]).open() as f:
+        timed = len(f.readlines()) - 2   # a meta line, a header, then a row a part or calibration genome
+    per_class = TINY["data"]["images_per_class"]
+    n_holdout = 10 * round(per_class * TINY["data"]["holdout"])   # 10 digit classes
+    n_train = 10 * per_class - n_holdout
+    phases = [f"latency table: {timed} parts timed on onnxruntime CPU at 32 px -> {TINY['latency']['lut']}",
+              f"supernet: 1 epoch on {n_train} images -> {OUT / 'supernet'}",
+              f"search: {TINY['trials']} trials on 1 worker, each scoring {n_holdout} held-out images",
+              f"in all; then the outputs: trials.csv, pareto.csv, pareto.png and best/ in {OUT}"]
+    for line, phase in zip(lines[1:5], phases):
+        assert re.fullmatch(r"  (under 1 min|about \d+ min) +" + re.escape(phase), line), (line, phase)
+    # after training the supernet: MixNet-S's score with BatchNorm recalibrated, the number the search gave it;
+    # no per-epoch validation of the supernet (its mixture BatchNorm statistics score near chance)
+    score = re.fullmatch(r"supernet trained in \d+ s \(1 epoch, \d+ img/s\); MixNet-S sub-network scores "
+                         rf"([\d.]+)% on {n_holdout} held-out images \(BatchNorm recalibrated\); "
+                         + re.escape(str(OUT / "supernet")), lines[5])
+    assert score and score.group(1) == f"{100 * trials.accuracy[0]:.2f}", lines[5]
+    assert "val top-1" not in proc.stderr and "training mixnet_" in proc.stderr
+    # the summary: counts, the front against MixNet-S, and last the next step: verify, with its expected time
+    assert lines[6].startswith(f"{TINY['trials']} finished trials") and lines[6].endswith(f"outputs in {OUT}")
+    assert lines[-2].startswith("next: retrain the front and MixNet-S with the reference recipe")
+    runs = (TINY["verify"]["max_genomes"] + 1) * TINY["verify"]["seeds"]   # the front's one genome and MixNet-S
+    epochs = TINY["proxy"]["overrides"]["epoch_size"] * TINY["verify"]["epochs_factor"]
+    assert re.fullmatch(rf"  python search\.py verify --config {re.escape(DEMO_CONFIG)}   # "
+                        rf"(under 1 min|about \d+ min) \(estimate: {runs} reference runs of {epochs} epochs on "
+                        rf"{n_train} images\)", lines[-1])
     # for a person: no library warnings or log lines
     text = proc.stdout + proc.stderr
     assert "Warning" not in text and "[WARNING]" not in text and "Traceback" not in text, text[-3000:]
@@ -108,9 +137,14 @@ def test_report_regenerates_the_outputs_of_the_stored_study(first_run: tuple[Pat
                                                             tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder, run = first_run
     out = folder / OUT
-    printed = command(capsys, "report", "--storage", f"sqlite:///{out / 'study.db'}", "--study", TINY["study"],
-                      "--out", str(tmp_path / "report"))
-    assert printed == run.stdout.replace(str(OUT), str(tmp_path / "report"))
+    storage = f"sqlite:///{out / 'study.db'}"
+    printed = command(capsys, "report", "--storage", storage, "--study", TINY["study"], "--out",
+                      str(tmp_path / "report"))
+    summary_of_run = run.stdout[run.stdout.index(f"{TINY['trials']} finished trials"):]
+    *same, step = printed.splitlines()   # the run's summary; the verify command names the storage, not a config
+    assert same == summary_of_run.replace(str(OUT), str(tmp_path / "report")).splitlines()[:-1]
+    assert step == (f"  python search.py verify --config SEARCH_CONFIG.yaml --storage {storage} "
+                    f"--study {TINY['study']} --out {tmp_path / 'report'}")
     for name in ("trials.csv", "pareto.csv"):
         mine, theirs = pd.read_csv(tmp_path / "report" / name), pd.read_csv(out / name)
         pd.testing.assert_frame_equal(mine.drop(columns="duration_s"), theirs.drop(columns="duration_s"))
@@ -172,3 +206,63 @@ def test_lut_check_with_the_min_statistic_scores_the_fastest_runs(
         assert genome["raw_ms"] < sum(float(r["median_ms"]) for r in terms)
         assert genome["predicted_ms"] == genome["raw_ms"]
         assert genome["measured_ms"] == cached[parse_genome(genome["genome"]).key()]["min_ms"]
+
+
+def test_the_summary_names_a_genome_to_train_only_after_verify_by_the_rule_it_states(
+        first_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    """Before verify the next step is verify; after, the fastest verified genome more accurate than MixNet-S or
+    within noise of it that is still on the front (its best/ file), else MixNet-S itself. verify's own table
+    function makes verified.csv from hand-made seed scores."""
+    folder, _ = first_run
+    study = optuna.load_study(study_name=TINY["study"], storage=f"sqlite:///{folder / OUT / 'study.db'}")
+    front = write_outputs(study, tmp_path, ["accuracy", "latency_ms"])
+    frame = trials_frame(study)
+    assert summary(frame, front, tmp_path, "python search.py verify --config X").splitlines()[-1] == \
+        "  python search.py verify --config X"
+    # trial: latency ms, seed scores in percent, and verify's verdict against MixNet-S (trial 0) on 2,000 images
+    trials = {0: (0.05, [50.0, 51.0], None), 5: (0.01, [40.0, 41.0], "worse"), 11: (0.015, [60.0, 61.0], "better"),
+              7: (0.02, [50.2, 51.1], "indistinguishable"), 3: (0.04, [60.0, 61.2], "better")}
+    for number in (5, 7):   # 11 is no longer on the front: no best/ file
+        shutil.copy(tmp_path / "best" / "trial_0003.yaml", tmp_path / "best" / f"trial_{number:04d}.yaml")
+
+    def verified(rows: dict) -> list[str]:
+        """The summary's last two lines with verify's table of ``rows`` in verified.csv."""
+        chosen = pd.DataFrame([{"number": n, "baseline": n == 0, "pareto": n != 0, "latency_ms": latency, "params": 1,
+                                "madds": 1, "accuracy": 0.5, "accuracy_se": None, "genome": "g"}
+                               for n, (latency, _, _) in rows.items()])
+        table = verified_table(chosen, np.array([scores for _, scores, _ in rows.values()]), 2000, 4)
+        assert list(table.verdict[1:]) == [word for _, _, word in rows.values()][1:]
+        table.to_csv(tmp_path / "verified.csv", index=False)
+        return summary(frame, front, tmp_path, "python search.py verify --config X").splitlines()[-2:]
+
+    rule, step = verified(trials)
+    assert rule == ("train the fastest front genome verified as more accurate than MixNet-S or within noise of it "
+                    "(verified.csv, 2 s.e.), with MindCV's ImageNet recipe:")
+    assert step == (f"  python search.py train --config configs/train/mixnet_s.yaml --genome "
+                    f"{tmp_path / 'best' / 'trial_0007.yaml'} --data_dir /path/to/imagenet")
+    rule, step = verified({n: trials[n] for n in (0, 5, 11)})
+    assert rule == ("no front genome is verified as more accurate than MixNet-S or within noise of it (verified.csv, "
+                    "2 s.e.): train MixNet-S itself, with MindCV's ImageNet recipe:")
+    assert step == "  python search.py train --config configs/train/mixnet_s.yaml --data_dir /path/to/imagenet"
+
+
+def test_help_lists_the_commands_by_job_and_every_command_shows_an_example_that_parses() -> None:
+    from test_docs_commands import parse_error
+    parser = build_parser()
+    top = parser.format_help()
+    groups: dict[str, list[str]] = {}
+    for line in top[top.index("\nsearch:\n") + 1:top.index("\noptions:\n")].splitlines():
+        if line.endswith(":"):
+            groups[line[:-1]] = []
+        else:
+            groups[list(groups)[-1]].append(line.split()[0])
+    assert groups == {"search": ["run", "report", "verify", "proxy", "supernet"], "genomes": ["decode", "export"],
+                      "training": ["train", "validate", "data"], "latency": ["profile", "lut", "latency", "mindir"]}
+    commands = subcommands(parser)
+    assert {name for name in commands if " " not in name} == {n for names in groups.values() for n in names}
+    assert {"lut build", "supernet extract", "data animals"} <= set(commands)
+    for words, sub in commands.items():
+        text = sub.format_help()
+        assert "\nexample:\n  python search.py " in text, words
+        example = shlex.split(text.split("\nexample:\n  ", 1)[1].splitlines()[0])[2:]
+        assert example[:len(words.split())] == words.split() and parse_error(parser, example) is None, (words, example)

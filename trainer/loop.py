@@ -144,7 +144,8 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
     ``ckpt_save_dir``, and a re-run of the same settings resumes from the newest checkpoint there.
     ``device_turn()`` (a context manager) is held around every step and validation, so a latency
     timing on the same device can take the device between steps. ``networks`` builds what is trained
-    (default: the genome's MixNet) and may change it before each step and validation.
+    (default: the genome's MixNet) and may change it before each step and validation, or leave validation
+    out (``networks.validates`` False: ``best.ckpt`` is then the last epoch's weights).
     """
     started = time.time()
     set_runtime(cfg)
@@ -167,6 +168,7 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
         say(f"training {prefix} ({sum(p.size for p in session.net.trainable_params()):,} parameters) on "
             f"{train_split.size} images x {cfg.epoch_size} epochs, {session.steps} steps/epoch of "
             f"{cfg.batch_size} x {ranks.world} rank(s)" + (f", resuming after epoch {start}" if start else ""))
+    validating = getattr(session.networks, "validates", True)
     clock = Throughput()
     final: dict[str, Any] = {}
     skipped = 0
@@ -176,12 +178,14 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
         skipped = int(stats["skipped_images"])
         metrics = dict(stats, epoch=epoch + 1, step=session.global_step(), top1=None, top5=None, val_loss=None,
                        val_images=None, val_seconds=None)
-        if val_split is not None and validation_due(cfg, epoch):
+        if val_split is not None and validating and validation_due(cfg, epoch):
             metrics.update(validate(session, val_split))
             if metrics["top1"] > best.get("top1", -1.0):
                 best = {"top1": metrics["top1"], "epoch": epoch + 1}
                 if writing:
                     save_best(session, out_dir, epoch + 1, metrics["top1"])
+        elif writing and not validating and epoch + 1 == cfg.epoch_size:
+            save_best(session, out_dir, epoch + 1, None)
         metrics["best_top1"] = best.get("top1")
         if skipped and ranks.is_main:
             log.warning("epoch %d: skipped %d unreadable training images", epoch + 1, skipped)
@@ -347,8 +351,8 @@ def validate(session: Session, split: Split) -> dict[str, Any]:
             "val_seconds": time.time() - began}
 
 
-def save_best(session: Session, out_dir: Path, epoch: int, top1: float) -> None:
-    """Write ``best.ckpt``: the validated weights and the genome."""
+def save_best(session: Session, out_dir: Path, epoch: int, top1: "float | None") -> None:
+    """Write ``best.ckpt``: the validated weights and the genome (``top1`` None: not validated)."""
     meta = {"genome": session.genome.to_string(), "epoch": epoch, "top1": top1}
     atomic_save(out_dir / BEST_NAME, session.validated_weights(), meta, epoch=epoch)
 

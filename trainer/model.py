@@ -42,7 +42,11 @@ def build_network(genome: Genome, in_channels: int, mixconv_impl: str) -> MixNet
 
 
 class Networks(Protocol):
-    """What a run trains: how its networks are built, and what changes in them before a step or a validation."""
+    """What a run trains: how its networks are built, what changes in them before a step or a validation,
+    and whether the run is validated (``validates``; True when not given: False leaves validation out, and
+    ``best.ckpt`` then holds the last epoch's weights)."""
+
+    validates: bool
 
     def build(self, genome: Genome, cfg: Any) -> nn.Cell:
         """A freshly initialized network for ``genome`` (with ``forward_features`` and ``classifier``)."""
@@ -55,7 +59,9 @@ class Networks(Protocol):
 
 
 class StandAlone:
-    """One network of one genome, the same at every step (the default)."""
+    """One network of one genome, the same at every step (the default), validated."""
+
+    validates = True
 
     def build(self, genome: Genome, cfg: Any) -> nn.Cell:
         """The genome's MixNet with the recipe's input channels and MixConv implementation."""

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     parser_class=type(parser))
     t = actions.add_parser("train", help="train (or resume) the supernet with the config's data and proxy recipe",
                            description="Train the supernet: one genome per step (supernet.sampling: fair or "
-                           "uniform; supernet.sandwich), validated on MixNet-S's sub-network; checkpoints, "
+                           "uniform; supernet.sandwich), then MixNet-S's sub-network scored with BatchNorm recalibrated; checkpoints, "
                            "best.ckpt and metrics.csv in supernet.dir (default OUT/supernet); resumes.")
     t.add_argument("--config", default=DEMO_CONFIG, help=f"search config YAML (default {DEMO_CONFIG})")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,22 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train the supernet and print where it is, with MixNet-S's score as a search would score it (rank 0 only)."""
-    from space.search_space import SearchSpace
     from trainer.distributed import current_ranks
 
     from ..config import load_search_config
-    from ..proxy_data import plan_proxy_data, proxy_data_of
-    from .scoring import scorer_for
-    from .training import supernet_recipe, train_supernet
+    from .training import supernet_recipe, train_supernet, trained_line
     cfg = load_search_config(args.config)
     result = train_supernet(cfg, progress=not args.no_progress)
-    if not current_ranks(supernet_recipe(cfg)).is_main:
-        return 0
-    scorer = scorer_for(cfg, proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir), supernet_recipe(cfg))
-    top1 = 100 * scorer.score(SearchSpace.from_yaml(cfg.space).skeleton)
-    print(f"supernet trained in {result.seconds:.0f} s ({result.epochs} epochs, {result.images_per_second:.0f} "
-          f"img/s); MixNet-S sub-network scores {top1:.2f}% on {scorer.scored} held-out images "
-          f"(BatchNorm recalibrated); {cfg.supernet.dir}")
+    if current_ranks(supernet_recipe(cfg)).is_main:
+        print(trained_line(cfg, result))
     return 0
 
 

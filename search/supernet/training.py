@@ -6,6 +6,10 @@ they check that they hold the same weights. Rank 0 alone writes the supernet's f
 normalizes with each rank's own batch statistics (MindSpore's SyncBatchNorm is Ascend-only, and the
 C++ kernels compute BatchNorm and activation in one call); the trainer averages the moving statistics
 over the ranks after every epoch, and scoring recalibrates them for each genome anyway.
+
+The trainer does not validate a supernet: its moving BatchNorm statistics are a mixture over the
+genomes trained, and with them any sub-network scores near chance. What a supernet is worth is its
+skeleton's score with BatchNorm recalibrated, as a search scores it (:func:`trained_line`).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from .scoring import SPACE_FILE, check_space, write_space
 
 class SupernetNetworks:
     """What ``trainer.train`` trains for a supernet: the supernet of the space at the recipe's width and
-    classes (holding the weights ``section`` says), set to the sampler's genome before each step and
-    to the skeleton (MixNet-S) for validation. On several ``ranks``, every step checks that all ranks
-    chose the same genome."""
+    classes (holding the weights ``section`` says), set to the sampler's genome before each step, and
+    not validated (``best.ckpt`` is the last epoch's weights). On several ``ranks``, every step checks
+    that all ranks chose the same genome."""
+
+    validates = False
 
     def __init__(self, space: SearchSpace, sampler: PathSampler, section: SupernetSection,
                  ranks: Ranks = Ranks()) -> None:
@@ -49,7 +55,7 @@ class SupernetNetworks:
         net.select(genome)
 
     def before_validation(self, net: nn.Cell) -> None:
-        """Validate the skeleton's sub-network."""
+        """The skeleton's sub-network, for a validation made all the same (``validates`` asks for none)."""
         net.select(self.space.skeleton)
 
 
@@ -62,9 +68,9 @@ def supernet_recipe(cfg: SearchConfig) -> Any:
 def train_supernet(cfg: SearchConfig, progress: bool = True, train_fn: Any = None) -> Any:
     """Train (or resume) the supernet of ``cfg``'s space on its proxy split; returns the TrainResult.
 
-    Checkpoints, ``best.ckpt`` (validated on the skeleton's sub-network) and ``metrics.csv`` go to
-    ``supernet.dir``; a re-run resumes from the newest checkpoint there, as the trainer does. With
-    ``distribute`` (under msrun) rank 0 writes them, and every rank must end with the same weights.
+    Checkpoints, ``best.ckpt`` (the last epoch's weights) and ``metrics.csv`` go to ``supernet.dir``; a
+    re-run resumes from the newest checkpoint there, as the trainer does. With ``distribute`` (under
+    msrun) rank 0 writes them, and every rank must end with the same weights.
     """
     space = SearchSpace.from_yaml(cfg.space)
     cfg.supernet.spec_of(space)
@@ -85,3 +91,22 @@ def train_supernet(cfg: SearchConfig, progress: bool = True, train_fn: Any = Non
                       networks=SupernetNetworks(space, sampler, cfg.supernet, ranks))
     check_same(result.weights_digest, ranks, "the supernet's final weights")
     return result
+
+
+def trained_epochs(cfg: SearchConfig) -> int:
+    """How many epochs of ``cfg``'s supernet are trained (recorded in ``supernet.dir/metrics.csv``)."""
+    from trainer.records import METRICS_NAME, MetricsLog
+    return len(MetricsLog(cfg.supernet.dir / METRICS_NAME, int(supernet_recipe(cfg).epoch_size)).rows)
+
+
+def trained_line(cfg: SearchConfig, result: Any) -> str:
+    """One line on a supernet training ``result``: its time and throughput, and its skeleton's (MixNet-S's)
+    held-out top-1 with BatchNorm recalibrated, scored as a search scores a trial."""
+    from ..proxy_data import plan_proxy_data, proxy_data_of
+    from .scoring import scorer_for
+    scorer = scorer_for(cfg, proxy_data_of(plan_proxy_data(cfg.data), cfg.out_dir), supernet_recipe(cfg))
+    top1 = 100 * scorer.score(SearchSpace.from_yaml(cfg.space).skeleton)
+    epochs = f"{result.epochs} epoch{'' if result.epochs == 1 else 's'}"
+    return (f"supernet trained in {result.seconds:.0f} s ({epochs}, {result.images_per_second:.0f} img/s); MixNet-S "
+            f"sub-network scores {top1:.2f}% on {scorer.scored} held-out images (BatchNorm recalibrated); "
+            f"{cfg.supernet.dir}")
