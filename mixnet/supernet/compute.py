@@ -30,7 +30,7 @@ def expansion(block: nn.Cell, x: Tensor, expanded: Tensor) -> Tensor:
     placed in the used channel positions (the others keep the expansion's features, masked later)."""
     if not block.has_identity or block.own:
         return expanded
-    placed = ops.conv2d(x, block.place) + (1 - block.mask) * expanded
+    placed = ops.conv2d(x, block.place.astype(x.dtype)) + (1 - block.mask) * expanded
     return block.identity * placed + (1 - block.identity) * expanded
 
 
@@ -62,7 +62,8 @@ def masked_depthwise(dw: nn.Cell, x: Tensor) -> Tensor:
     if k < dw.max_kernel:
         edge = (dw.max_kernel - k) // 2
         weight, taps = weight[:, :, edge:edge + k, edge:edge + k], taps[:, :, edge:edge + k, edge:edge + k]
-    return ops.conv2d(x, weight * taps, stride=dw.stride, pad_mode="pad", padding=k // 2, groups=dw.channels)
+    return ops.conv2d(x, (weight * taps).astype(x.dtype), stride=dw.stride, pad_mode="pad", padding=k // 2,
+                      groups=dw.channels)
 
 
 def depthwise_to_projection(cell: nn.Cell, h: Tensor, mask: "Tensor | None" = None) -> Tensor:
@@ -86,7 +87,7 @@ class Masked(Compute):
         if block.has_expansion:
             h = expansion(block, x, block.act(block.expand_bn(block.expand(x))))
         else:
-            h = ops.conv2d(x, block.place)
+            h = ops.conv2d(x, block.place.astype(x.dtype))
         out = finish(block, x, depthwise_to_projection(block, h, block.mask))
         if block.own:
             return with_own_identity(block, x, out, block.own_identity(x))
