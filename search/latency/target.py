@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import asdict, dataclass
 
-from mixnet.devices import DEVICES, mindspore_devices
+from mixnet.devices import DEVICES, device_count, mindspore_devices
 from space.basics.errors import UsageError
 
 BACKENDS = ("mindspore", "onnxruntime", "mindir")
@@ -83,8 +83,7 @@ def check_available(target: LatencyTarget) -> None:
         raise UsageError(f"device '{target.device}' is not present for backend '{target.backend}' on this "
                          f"host - available: {', '.join(present)}")
     if target.device != "CPU" and target.backend != "onnxruntime":
-        import mindspore as ms
-        count = getattr(ms.device_context, target.device.lower()).device_count()
+        count = device_count(target.device)
         if target.device_id >= count:
             raise UsageError(f"device_id {target.device_id} - this host has {count} {target.device} "
                              f"device(s): 0..{count - 1}")
