@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 
 from space.basics.errors import UsageError
 from space.parse import parse_genome
@@ -26,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_span_arg(p)
     add_cache_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--blocks", action="store_true",
+                   help="time every part (stem, each block, head, classifier) beside the whole network, "
+                        "with each part's share, MAdds and ms per GMAdd; writes a CSV and a PNG")
+    p.add_argument("--out", help="with --blocks: CSV to write, the PNG beside it "
+                                 "(default runs/profile/GENOME_BACKEND_DEVICE_bBATCH_rRESOLUTION.csv)")
     p.set_defaults(func=run_profile)
 
     lut = sub.add_parser("lut", help="per-block latency lookup table: build, check, predict",
@@ -173,10 +179,15 @@ def cache_from(args: argparse.Namespace) -> LatencyCache | None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    """Measure one genome and print its statistics."""
+    """Measure one genome and print its statistics (each part's too with ``--blocks``)."""
     from .measure import measure_latency
     genome = parse_genome(args.spec)
     target = target_from(args)
+    if args.blocks:
+        return run_block_profile(args, genome, target)
+    if args.out:
+        raise UsageError(f"--out {args.out} - only with --blocks; the whole-network profile prints, "
+                         "or use --json")
     result = measure_latency(genome, target, args.warmup, args.repeats, cache_from(args), args.min_span)
     if args.json:
         print(json.dumps(dict(result.to_dict(), backend=target.backend, device=target.device,
@@ -190,6 +201,51 @@ def run_profile(args: argparse.Namespace) -> int:
           f"mean {result.mean_ms:.3f} ms  cv {100 * result.cv:.1f}%  over {result.repeats} runs")
     versions = ", ".join(f"{k} {env[k]}" for k in ("mindspore", "onnxruntime", "cann") if env.get(k))
     print(f"device {env.get('device_name')}; mixconv_impl {env.get('mixconv_impl')}; {versions}")
+    return 0
+
+
+def block_profile_path(args: argparse.Namespace, genome, target: LatencyTarget) -> Path:
+    """The CSV ``--out`` names, or the default under ``runs/profile`` (checked writable)."""
+    from space.basics.atomic import check_output
+    path = Path(args.out or f"runs/profile/{args.spec if args.spec.isidentifier() else genome.key()}_"
+                            f"{target.backend}_{target.device}_b{target.batch}_r{target.resolution}.csv")
+    if path.suffix != ".csv":
+        raise UsageError(f"--out {args.out} - must end in .csv (the PNG is written beside it)")
+    check_output(path)
+    return path
+
+
+def run_block_profile(args: argparse.Namespace, genome, target: LatencyTarget) -> int:
+    """Time every part of one genome beside the whole network; print the table, write CSV and PNG."""
+    import pandas as pd
+    from space.basics.atomic import write_atomic
+    from .block_profile import profile_blocks, write_chart
+    if args.no_cache or args.cache:
+        raise UsageError("--cache/--no-cache - a block profile is always measured and never cached")
+    path = block_profile_path(args, genome, target)
+    profile = profile_blocks(genome, target, args.warmup, args.repeats, args.min_span)
+    frame = pd.DataFrame(profile.rows())
+    write_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
+    write_chart(profile, path.with_suffix(".png"))
+    if args.json:
+        print(json.dumps({"genome": genome.to_string(), "key": genome.key(), **target.to_dict(),
+                          "env": profile.env, "rows": profile.rows(), "csv": str(path)}))
+        return 0
+    print(f"{genome.key()} on {target.backend}/{target.device}:{target.device_id} batch {target.batch} at "
+          f"{target.resolution}, {profile.env.get('threads')} thread(s), mixconv_impl "
+          f"{profile.env.get('mixconv_impl')}; each part timed alone")
+    print(f"{'part':<11}{'input':>14}{'median ms':>11}{'share':>8}{'MAdds':>10}{'ms/GMAdd':>10}")
+    for row in profile.rows()[:-3]:
+        print(f"{row['part']:<11}{row['in_shape']:>14}{row['median_ms']:>11.3f}{100 * row['share']:>7.1f}%"
+              f"{row['madds'] / 1e6:>9.1f}M{row['ms_per_gmadd']:>10.1f}")
+    rate = profile.whole_ms / (sum(p.madds for p in profile.parts) / 1e9)
+    print(f"parts sum {profile.parts_ms:.3f} ms; whole network {profile.whole_ms:.3f} ms ({rate:.1f} ms/GMAdd) "
+          f"in the same run; overhead (network - parts) {profile.overhead_ms:+.3f} ms "
+          f"({100 * profile.overhead_ms / profile.whole_ms:+.1f}%)")
+    slow = max(profile.parts, key=lambda p: p.median_ms)
+    print(f"wrote {path} and {path.with_suffix('.png')}; the slowest part is {slow.part} "
+          f"({100 * slow.median_ms / profile.parts_ms:.0f}%); next: compare another backend with --backend, "
+          "or build a LUT for a whole space with 'search.py lut build'")
     return 0
 
 
