@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 from space.basics.atomic import atomic_path
@@ -95,20 +96,25 @@ def add_check_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the search and write its outputs."""
     from .config import load_search_config
-    from .prepare import verify_step
+    from .prepare import phases_line, verify_step
     from .report import VERIFY_COMMAND, summary, trials_frame, write_outputs
     from .runner import run_search
     from .verify import candidates
     overrides = {"out": args.out, "trials": args.trials, "storage": args.storage, "study": args.study,
                  "workers": args.workers, "seed": args.seed, "sampler": args.sampler}
     cfg = load_search_config(args.config, overrides)
+    phases = {}
     if args.prepare:
         from .prepare import prepare_search
-        prepare_search(cfg)
+        phases = prepare_search(cfg)
+    started = time.perf_counter()
     study = run_search(cfg)
     front = write_outputs(study, cfg.out_dir, cfg.goal.front_objectives)
     frame = trials_frame(study)
     command = VERIFY_COMMAND if front.empty else verify_step(cfg, len(candidates(cfg, frame)))
+    if args.prepare:
+        workers = f"{cfg.workers} worker{'s' if cfg.workers > 1 else ''}"
+        print(phases_line({**phases, f"trials on {workers}": time.perf_counter() - started}))
     print(summary(frame, front, cfg.out_dir, command))
     return 0
 

@@ -66,14 +66,15 @@ class Evaluator:
 
     def __call__(self, trial: optuna.Trial) -> "float | tuple[float, ...]":
         """Evaluate one trial (raises TrialPruned for surplus or pruned trials)."""
-        store(trial, worker=self.worker)
+        store(trial, worker=self.worker)   # first, so that a dead worker's trial is known as its own
         if is_surplus(trial, self.target):
             store(trial, surplus=True)
             trial.study.stop()
             raise optuna.TrialPruned("the study reached its target number of trials")
         genome = self.space.sample(trial)
         key = genome.key()
-        store(trial, genome=genome.to_string(), genome_key=key, proxy_genome=self.proxy_genome(genome).to_string())
+        store(trial, genome=genome.to_string(), genome_key=key, proxy_genome=self.proxy_genome(genome).to_string(),
+              stage="latency")
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin)
@@ -99,28 +100,26 @@ class Evaluator:
         same genome at the same moment both see the other by then, and the later trial reuses.
         """
         cost = network_cost(genome, self.cfg.latency.target.resolution)
-        store(trial, stage="latency")
         t0 = time.perf_counter()
         latency = float(self.latency_fn(genome))
         ev = Evaluation(accuracy=0.0, latency_ms=latency, params=cost.params, madds=cost.madds)
-        store(trial, latency_seconds=round(time.perf_counter() - t0, 3), latency_ms=latency, params=cost.params,
-              madds=cost.madds)
         excess = {m: ev.metric(m) - float(limit) for m, limit in self.cfg.constraints.items()}
         for metric, value in excess.items():
             trial.set_constraint(metric, value)
         feasible = all(v <= 0 for v in excess.values())
-        store(trial, feasible=feasible)
+        store(trial, latency_seconds=round(time.perf_counter() - t0, 3), latency_ms=latency, params=cost.params,
+              madds=cost.madds, feasible=feasible, **({} if feasible else {"accuracy": 0.0, "train_seconds": 0.0}))
         if not feasible:
-            store(trial, accuracy=0.0, train_seconds=0.0)
             return ev
         twin = find_twin(trial, key)
         if twin is not None:
             return reuse_twin(trial, twin, constraints=False)
         try:
             ev.accuracy = self.accuracy(trial, genome, ev)
-        finally:
+        except BaseException:
             store(trial, device=current_device())
-        store(trial, accuracy=ev.accuracy)
+            raise
+        store(trial, device=current_device(), accuracy=ev.accuracy)
         return ev
 
     def train(self, trial: optuna.Trial, genome: Genome, ev: Evaluation) -> float:

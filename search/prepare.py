@@ -11,6 +11,7 @@ own measurements (``MEASURED``); after training the supernet, its skeleton's sco
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ def about(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"about {round(seconds / 60)} min"
     return f"about {seconds / 3600:.1f} h"
+
+
+def took(seconds: float) -> str:
+    """A measured duration as a person reads it: ``48 s``, ``6 min 40 s``."""
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60} s"
+
+
+def phases_line(phases: "dict[str, float]") -> str:
+    """One line of what each phase of a run took, and all of them together."""
+    parts = ", ".join(f"{name} {took(seconds)}" for name, seconds in phases.items())
+    return f"took {took(sum(phases.values()))}: {parts}"
 
 
 def pixels_of(recipe: Any) -> int:
@@ -117,10 +130,11 @@ def verify_step(cfg: SearchConfig, genomes: int) -> str:
             f"{plural(runs, 'reference run')} of {plural(epochs, 'epoch')} on {n_train:,} images)")
 
 
-def prepare_search(cfg: SearchConfig, progress: bool = True) -> None:
+def prepare_search(cfg: SearchConfig, progress: bool = True) -> "dict[str, float]":
     """Build ``cfg``'s latency table if its source is a missing LUT, and train (or resume) its supernet if
     its accuracy source is the supernet; the space, recipes, data, storage and outputs are checked first,
-    then the plan is printed. After training the supernet, prints its skeleton's recalibrated score."""
+    then the plan is printed. After training the supernet, prints its skeleton's recalibrated score.
+    Returns the seconds each phase that ran took (``latency table``, ``supernet``)."""
     from .latency.cache import LatencyCache
     from .latency.lut_build import build_lut
     from .latency.sources import cache_path_of
@@ -145,10 +159,16 @@ def prepare_search(cfg: SearchConfig, progress: bool = True) -> None:
         check_output(section.lut)
     done = trained_epochs(cfg) if supernet else 0
     print("\n".join(plan_lines(cfg, space, proxy, lut_missing, done, finished_count(study))), flush=True)
+    phases = {}
     if lut_missing:
+        started = time.perf_counter()
         build_lut(space, section.target, section.lut, progress=progress, warmup=section.protocol.warmup,
                   repeats=section.protocol.repeats, cache=LatencyCache(cache_path_of(section, cfg.out_dir)))
+        phases["latency table"] = time.perf_counter() - started
     if supernet:
+        started = time.perf_counter()
         result = train_supernet(cfg, progress=progress)
         if done < result.epochs:
+            phases["supernet"] = time.perf_counter() - started
             print(trained_line(cfg, result), flush=True)
+    return phases

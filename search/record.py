@@ -73,10 +73,16 @@ RESULT_FIELDS = ("accuracy", "accuracy_source", "accuracy_se", "accuracy_se_bino
 
 
 def store(trial: optuna.Trial, **values: Any) -> None:
-    """Write some fields of a running trial's record to the storage."""
-    for name, value in values.items():
+    """Write some fields of a running trial's record to the storage: in one transaction where the
+    storage is a database that writes them together (``search.storage``), else one by one."""
+    for name in values:
         if name not in FIELD_NAMES:
             raise KeyError(f"a trial record has no field '{name}'")
+    backend = getattr(trial.storage, "_backend", trial.storage)   # under Optuna's cache, the database
+    if len(values) > 1 and hasattr(backend, "set_trial_user_attrs"):
+        backend.set_trial_user_attrs(trial._trial_id, values)
+        return
+    for name, value in values.items():
         trial.set_user_attr(name, value)
 
 

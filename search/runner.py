@@ -154,7 +154,10 @@ def run_worker(run: SearchRun, rank: int, show_progress: bool, train_fn: Callabl
     rules = StopRules(cfg.trials, progress)
     try:
         if finished_count(study) < cfg.trials:
-            study.optimize(evaluator, callbacks=[rules], catch=(Exception,), gc_after_trial=True)
+            # a proxy-trained trial builds and drops a network: collect after it; a supernet score allocates
+            # little, and a full collection over the loaded supernet cost more than the score itself
+            study.optimize(evaluator, callbacks=[rules], catch=(Exception,),
+                           gc_after_trial=cfg.accuracy.source != "supernet")
     finally:
         if progress is not None:
             progress.close()

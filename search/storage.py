@@ -47,7 +47,23 @@ def _prepare_sqlite(path: Path) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
-class SQLiteStorage(RDBStorage):
+class BatchedUserAttrs:
+    """An RDBStorage mixin: several user attributes of a trial written in one transaction."""
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict) -> None:
+        """Write every ``key: value`` of ``attrs`` as a user attribute of the trial, one commit for all."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for key, value in attrs.items():
+                self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+
+
+class TrialRDBStorage(BatchedUserAttrs, RDBStorage):
+    """An RDBStorage (PostgreSQL, MySQL) that writes a trial's user attributes in batches."""
+
+
+class SQLiteStorage(BatchedUserAttrs, RDBStorage):
     """An RDBStorage on an SQLite file whose processes take a waiting (enqueued) trial one at a time, under
     ``pop_lock``: SQLite has no row locks, so two processes could both see a trial waiting, both move it to
     RUNNING and both run it (the second then cannot tell it: it is complete)."""
@@ -66,7 +82,7 @@ class SQLiteStorage(RDBStorage):
 
 
 def _rdb_storage(url: str, heartbeat: bool) -> RDBStorage:
-    """An RDBStorage (an SQLiteStorage for an SQLite file); creating a new schema is retried, since
+    """A TrialRDBStorage (an SQLiteStorage for an SQLite file); creating a new schema is retried, since
     concurrent first opens can collide."""
     extra = {}
     if heartbeat:
@@ -80,7 +96,7 @@ def _rdb_storage(url: str, heartbeat: bool) -> RDBStorage:
             if path is not None:
                 return SQLiteStorage(url, pop_lock=path.with_name(f".{path.name}.pop.lock"), engine_kwargs=engine,
                                      **extra)
-            return RDBStorage(url, engine_kwargs=engine, **extra)
+            return TrialRDBStorage(url, engine_kwargs=engine, **extra)
         except sqlalchemy.exc.SQLAlchemyError:
             if attempt >= SCHEMA_ATTEMPTS:
                 raise

@@ -111,10 +111,17 @@ def test_bare_search_py_builds_the_lut_trains_the_supernet_runs_the_trials_and_w
                          + re.escape(str(OUT / "supernet")), lines[5])
     assert score and score.group(1) == f"{100 * trials.accuracy[0]:.2f}", lines[5]
     assert "val top-1" not in proc.stderr and "training mixnet_" in proc.stderr
+    # what each phase took, and in all
+    span = r"((?:\d+ min )?\d+ s)"
+    took = re.fullmatch(rf"took {span}: latency table {span}, supernet {span}, trials on 1 worker {span}", lines[6])
+    seconds = [sum(int(n) * (60 if unit == "min" else 1) for n, unit in re.findall(r"(\d+) (min|s)", s))
+               for s in took.groups()] if took else []
+    assert took and abs(seconds[0] - sum(seconds[1:])) <= 2, lines[6]
     # the summary: counts, the front against MixNet-S, and last the next step: verify, with its expected time
-    assert lines[6].startswith(f"{TINY['trials']} finished trials") and lines[6].endswith(f"outputs in {OUT}")
+    assert lines[7].startswith(f"{TINY['trials']} finished trials") and lines[7].endswith(f"outputs in {OUT}")
     assert lines[-2].startswith("next: retrain the front and MixNet-S with the reference recipe")
-    runs = (TINY["verify"]["max_genomes"] + 1) * TINY["verify"]["seeds"]   # the front's one genome and MixNet-S
+    # the front's first genome (verify.max_genomes: 1) and MixNet-S, once if the front's is MixNet-S
+    runs = len({trials.set_index("number").genome_key[n] for n in (front.number[0], 0)}) * TINY["verify"]["seeds"]
     epochs = TINY["proxy"]["overrides"]["epoch_size"] * TINY["verify"]["epochs_factor"]
     assert re.fullmatch(rf"  python search\.py verify --config {re.escape(DEMO_CONFIG)}   # "
                         rf"(under 1 min|about \d+ min) \(estimate: {runs} reference runs of {epochs} epochs on "

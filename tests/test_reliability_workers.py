@@ -65,3 +65,23 @@ def test_two_workers_of_one_command_on_sqlite_evaluate_each_genome_once(tmp_path
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert (tmp_path / "out" / "pareto.png").is_file() and "finished trials" in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_a_trials_fields_are_written_together_and_read_back_on_every_storage(tmp_path: Path, kind: str) -> None:
+    """``store`` writes several fields in one transaction on a database (one by one on a journal); each reads
+    back as written, a later write replaces a field, and a finished trial refuses more."""
+    from search.record import TrialRecord, store
+    url = storage_url(kind, tmp_path)
+    study = optuna.create_study(storage=open_storage(url, heartbeat=False), study_name=f"attrs-{tmp_path.name}")
+    trial = study.ask()
+    store(trial, genome="mixnet_s", genome_key="k", params=4134606, feasible=True, accuracy_seeds=[0.5, 0.25])
+    store(trial, params=1, stage="scoring")
+    study.tell(trial, 0.5)
+    record = TrialRecord.from_trial(study.trials[0])
+    assert (record.genome, record.genome_key, record.params, record.feasible, record.accuracy_seeds, record.stage) \
+        == ("mixnet_s", "k", 1, True, [0.5, 0.25], "scoring")
+    with pytest.raises(RuntimeError):
+        store(trial, stage="latency", params=2)
+    with pytest.raises(KeyError, match="no field 'nope'"):
+        store(study.ask(), nope=1, params=3)

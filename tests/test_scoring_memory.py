@@ -1,6 +1,7 @@
-"""Supernet scores read their images from disk a batch at a time: the same images as the trainer's
-MindSpore pipelines make, the same scores as the stand-alone networks on those images held in memory,
-and memory that does not grow with the number of held-out images. The proxy split those images come
+"""Supernet scores read their images from disk a batch at a time, or once and keep them when they are
+few: the same images as the trainer's MindSpore pipelines make, the same scores as the stand-alone
+networks on those images held in memory, kept or streamed, and memory that does not grow with the
+number of held-out images when streamed. The proxy split those images come
 from links each image by its real path and copies none."""
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ def test_streamed_images_are_the_trainer_pipelines_and_scores_those_of_networks_
 
     ms.set_seed(3)   # random weights whose predictions differ between images
     net = supernet_of(TINY, recipe, proxy, cfg.supernet)
-    scorer = SupernetScorer(net, images)
+    scorer = SupernetScorer(net, images)    # these few images are decoded once and kept
+    assert images.decoded_bytes() == (CALIBRATION * 8 + SCORED) * 3 * 32 * 32 * 4 <= scorer.keep_bytes
+    streaming = SupernetScorer(net, images, keep_bytes=0)
     for genome in (TINY.skeleton, TINY.decode({d.name: d.choices[-1] for d in TINY.dimensions})):
         top1 = scorer.score(genome)
+        assert scorer.kept is not None and streaming.score(genome) == top1 and streaming.kept is None
         standalone = extract(net, genome)    # with the BatchNorm statistics recalibrated for this genome
         standalone.set_train(False)
         predicted = standalone(Tensor(held)).asnumpy().argmax(axis=1)
@@ -115,7 +119,7 @@ def test_scoring_memory_does_not_grow_with_the_held_out_images(tiny_search: tupl
     net = supernet_of(TINY, recipe, proxy, cfg.supernet)
     peaks = {}
     for count in (4, 60):   # one batch of 4 held-out images, then all 60 (15 batches)
-        scorer = SupernetScorer(net, scoring_images(recipe, 1, count, 4))
+        scorer = SupernetScorer(net, scoring_images(recipe, 1, count, 4), keep_bytes=0)   # streamed
         scorer.score(TINY.skeleton)
         tracemalloc.start()
         scorer.score(TINY.skeleton)

@@ -1,6 +1,7 @@
 """Scoring genomes with a trained supernet: BatchNorm recalibrated on a few training batches, then
-top-1 on the held-out images, nothing compiled after the first genome. The images are read from disk
-for every genome, a batch at a time, so memory does not grow with the number of held-out images."""
+top-1 on the held-out images, nothing compiled after the first genome. Images that take no more than
+``KEEP_BYTES`` decoded are read once and kept; more are read from disk for every genome, a batch at a
+time, so memory does not grow with the number of held-out images."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import mindspore as ms
 import numpy as np
@@ -37,6 +38,7 @@ BEST = "best.ckpt"
 
 # What a supernet folder that does not record a sharing key was trained with.
 UNRECORDED_SHARING = {"expansion_one": "shared", "kernel_transform": False}
+KEEP_BYTES = 256 * 2 ** 20   # decoded scoring images up to this size are kept between genomes
 
 
 def write_space(space: SearchSpace, folder: Path, section: SupernetSection) -> None:
@@ -93,8 +95,8 @@ def load_supernet(cfg: SearchConfig, ckpt: "Path | None" = None, proxy: "ProxyDa
 
 @dataclass(frozen=True)
 class ScoringImages:
-    """Where a score's images come from, read from disk for every genome a batch at a time (no more than
-    two batches in memory): the training files of the calibration batches in their order, and the held-out
+    """Where a score's images come from, read from disk a batch at a time (no more than two batches in
+    memory): the training files of the calibration batches in their order, and the held-out
     files with their labels, scored ``batch`` at a time; ``recipe`` says how they are read (transforms,
     mixing, batch size, reading threads)."""
 
@@ -104,6 +106,10 @@ class ScoringImages:
     holdout: tuple[str, ...]
     labels: np.ndarray
     batch: int
+
+    def decoded_bytes(self) -> int:
+        """The memory all its images take decoded (3 channels of float32 at the recipe's resolution)."""
+        return (len(self.calibration) + len(self.holdout)) * 3 * int(self.recipe.image_resize) ** 2 * 4
 
 
 def scoring_images(recipe: Any, calibration_batches: int, count: "int | None" = None,
@@ -178,10 +184,13 @@ def holdout_batches(images: ScoringImages) -> Iterator[tuple[np.ndarray, np.ndar
 
 class SupernetScorer:
     """Held-out top-1 of genomes with a supernet's weights (BatchNorm recalibrated per genome); ``scored``
-    is the number of held-out images the last score counted (0 before the first)."""
+    is the number of held-out images the last score counted (0 before the first). Images that take at most
+    ``keep_bytes`` decoded are read once and kept for every later genome; more stream from disk."""
 
-    def __init__(self, net: Supernet, images: ScoringImages) -> None:
+    def __init__(self, net: Supernet, images: ScoringImages, keep_bytes: int = KEEP_BYTES) -> None:
         self.net, self.images, self.scored = net, images, 0
+        self.keep_bytes = keep_bytes
+        self.kept: "tuple[ScoringImages, list, list] | None" = None   # the images, their batches decoded
         self.calibrating = Supernet(net.spec, bn_momentum=0.0, impl=net.impl)  # moving statistics = the last batch's
         weights = {p.name: p for p in net.get_parameters()}
         for p in self.calibrating.get_parameters():
@@ -194,7 +203,7 @@ class SupernetScorer:
         self.calibrating.select(genome)
         sums = [[np.zeros(a.moving_mean.shape), np.zeros(a.moving_mean.shape)] for a, _ in self.norms]
         n = 0
-        for images in calibration_batches(self.images):
+        for images in self.batches()[0]:
             self.calibrating(Tensor(images))
             n += 1
             for total, (a, _) in zip(sums, self.norms):
@@ -206,6 +215,15 @@ class SupernetScorer:
             b.moving_mean.set_data(Tensor((mean / n).astype(np.float32)))
             b.moving_variance.set_data(Tensor((var / n).astype(np.float32)))
 
+    def batches(self) -> "tuple[Iterable[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray]]]":
+        """The calibration batches and the held-out batches with their labels: decoded once and kept when
+        ``images`` fit in ``keep_bytes``, else read from disk again."""
+        if self.images.decoded_bytes() > self.keep_bytes:
+            return calibration_batches(self.images), holdout_batches(self.images)
+        if self.kept is None or self.kept[0] is not self.images:
+            self.kept = (self.images, list(calibration_batches(self.images)), list(holdout_batches(self.images)))
+        return self.kept[1], self.kept[2]
+
     def score(self, genome: Genome) -> float:
         """Held-out top-1 of ``genome`` as a fraction (after recalibrating BatchNorm for it)."""
         self.recalibrate(genome)
@@ -213,7 +231,7 @@ class SupernetScorer:
         net.set_train(False)
         net.select(genome)
         hits = scored = 0
-        for images, labels in holdout_batches(self.images):
+        for images, labels in self.batches()[1]:
             count = len(images)
             if count < size:
                 images = np.concatenate([images, np.zeros((size - count,) + images.shape[1:], images.dtype)])
