@@ -26,14 +26,11 @@ def run_bench(script: str, *args: str) -> dict:
 def test_speed_benchmark_compares_ours_with_mindcv() -> None:
     from mixnet.impl_select import resolve_impl
 
+    # inference only: compiling MindCV's training graph would double the test's time
     report = run_bench("mixnet_speed.py", "--impl", "custom", "--resolution", "32", "--batch", "2", "--repeats", "1",
-                       "--train-steps", "1", "--no-batch-inference", "--no-extras")
+                       "--train-steps", "1", "--no-batch-inference", "--no-train", "--no-extras")
     rows = {r["metric"]: r for r in report["rows"]}
-    assert set(rows) == {"inference batch 1", "first call batch 1 (compile)", "training batch 2",
-                         "first training step (compile)"}
-    assert {m: r["unit"] for m, r in rows.items()} == {
-        "inference batch 1": "ms", "first call batch 1 (compile)": "s", "training batch 2": "images/s",
-        "first training step (compile)": "s"}
+    assert {m: r["unit"] for m, r in rows.items()} == {"inference batch 1": "ms", "first call batch 1 (compile)": "s"}
     for r in rows.values():
         assert all(math.isfinite(r[side]) and r[side] > 0 for side in ("ours", "mindcv")), r
     # a first call compiles the graph, so it takes longer than a call of the compiled network
