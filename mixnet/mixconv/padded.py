@@ -22,8 +22,8 @@ class PaddedMixConv(Compute):
 
     def __call__(self, layer: nn.Cell, x: Tensor) -> Tensor:
         """The mixed depthwise convolution of ``x``."""
-        return ops.conv2d(x, layer.padded_weight(), stride=self.stride, pad_mode="pad", padding=self.padding,
-                          groups=self.channels)
+        weight = ops.cast(layer.padded_weight(), x.dtype)   # float16 under amp O2/O3; the groups' weights stay
+        return ops.conv2d(x, weight, stride=self.stride, pad_mode="pad", padding=self.padding, groups=self.channels)
 
 
 class Padded(Split):
