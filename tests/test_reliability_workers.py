@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import optuna
@@ -73,7 +74,7 @@ def test_a_trials_fields_are_written_together_and_read_back_on_every_storage(tmp
     back as written, a later write replaces a field, and a finished trial refuses more."""
     from search.record import TrialRecord, store
     url = storage_url(kind, tmp_path)
-    study = optuna.create_study(storage=open_storage(url, heartbeat=False), study_name=f"attrs-{tmp_path.name}")
+    study = optuna.create_study(storage=open_storage(url, heartbeat=False), study_name=f"attrs-{uuid.uuid4().hex}")
     trial = study.ask()
     store(trial, genome="mixnet_s", genome_key="k", params=4134606, feasible=True, accuracy_seeds=[0.5, 0.25])
     store(trial, params=1, stage="scoring")
