@@ -213,24 +213,18 @@ def test_kernels_under_float16_mixed_precision_falls_back_to_mindspore_ops(level
     assert np.array_equal(net_amp(x).asnumpy(), want)
 
 
-def test_padded_trains_under_float16_mixed_precision_as_split_does() -> None:
+def test_padded_computes_under_float16_mixed_precision_as_split_does() -> None:
     """MindCV's MixNet recipe trains under amp O3: ``padded``'s kernel, built from the groups' float32 weights,
-    is cast to the float16 input; its logits and one training step's loss match ``split``'s to float16 rounding."""
+    is cast to the float16 input; its logits match ``split``'s to float16 rounding."""
     nets = [create_model(SMALL, mixconv_impl=impl) for impl in ("split", "padded")]
     randomize(nets, seed=15)
-    amp = [ms.amp.auto_mixed_precision(net, "O3") for net in nets]
     x = ms.Tensor(np.random.RandomState(16).normal(size=(2, 3, 32, 32)).astype(np.float32))
-    y = ms.Tensor(np.array([1, 3], np.int32))
-    loss = ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    outputs = []
-    for net in amp:
+    logits = []
+    for net in (ms.amp.auto_mixed_precision(net, "O3") for net in nets):
         net.set_train(False)
-        logits = net(x).asnumpy().astype(np.float32)
-        net.set_train(True)
-        step = ms.nn.TrainOneStepCell(ms.nn.WithLossCell(net, loss), ms.nn.SGD(net.trainable_params(), 0.01))
-        outputs.append((logits, float(step(x, y).asnumpy())))
-    (want, want_loss), (got, got_loss) = outputs
-    assert np.abs(got - want).max() <= 1e-2 * np.abs(want).max() and abs(got_loss - want_loss) <= 1e-2 * want_loss
+        logits.append(net(x).asnumpy().astype(np.float32))
+    want, got = logits
+    assert np.abs(got - want).max() <= 1e-2 * np.abs(want).max()
 
 
 def test_kernel_rejects_inconsistent_meta() -> None:
