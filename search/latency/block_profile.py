@@ -12,7 +12,7 @@ from space.genome import Genome
 from .environment import environment
 from .measure import measure_cells
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, MIN_SPAN_S
-from .target import LatencyTarget, check_available, check_target, network_impl
+from .target import LatencyTarget, check_target, network_impl
 
 PASSES = 2
 
@@ -86,7 +86,6 @@ def profile_blocks(genome: Genome, target: LatencyTarget, warmup: int = DEFAULT_
     from mixnet import create_model
 
     check_target(target)
-    check_available(target)
     impl = network_impl(target)
     env = environment(target, impl)
     network = create_model(genome, mixconv_impl=impl)

@@ -224,22 +224,23 @@ def run_block_profile(args: argparse.Namespace, genome, target: LatencyTarget) -
         raise UsageError("--cache/--no-cache - a block profile is always measured and never cached")
     path = block_profile_path(args, genome, target)
     profile = profile_blocks(genome, target, args.warmup, args.repeats, args.min_span)
-    frame = pd.DataFrame(profile.rows())
-    write_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
+    rows = profile.rows()
+    write_atomic(path, pd.DataFrame(rows).to_csv(index=False, float_format="%.6g"))
     write_chart(profile, path.with_suffix(".png"))
     if args.json:
         print(json.dumps({"genome": genome.to_string(), "key": genome.key(), **target.to_dict(),
-                          "env": profile.env, "rows": profile.rows(), "csv": str(path)}))
+                          "env": profile.env, "rows": rows, "csv": str(path)}))
         return 0
     print(f"{genome.key()} on {target.backend}/{target.device}:{target.device_id} batch {target.batch} at "
           f"{target.resolution}, {profile.env.get('threads')} thread(s), mixconv_impl "
           f"{profile.env.get('mixconv_impl')}; each part timed alone")
     print(f"{'part':<11}{'input':>14}{'median ms':>11}{'share':>8}{'MAdds':>10}{'ms/GMAdd':>10}")
-    for row in profile.rows()[:-3]:
+    *parts, _, network, _ = rows
+    for row in parts:
         print(f"{row['part']:<11}{row['in_shape']:>14}{row['median_ms']:>11.3f}{100 * row['share']:>7.1f}%"
               f"{row['madds'] / 1e6:>9.1f}M{row['ms_per_gmadd']:>10.1f}")
-    rate = profile.whole_ms / (sum(p.madds for p in profile.parts) / 1e9)
-    print(f"parts sum {profile.parts_ms:.3f} ms; whole network {profile.whole_ms:.3f} ms ({rate:.1f} ms/GMAdd) "
+    print(f"parts sum {profile.parts_ms:.3f} ms; whole network {profile.whole_ms:.3f} ms "
+          f"({network['ms_per_gmadd']:.1f} ms/GMAdd) "
           f"in the same run; overhead (network - parts) {profile.overhead_ms:+.3f} ms "
           f"({100 * profile.overhead_ms / profile.whole_ms:+.1f}%)")
     slow = max(profile.parts, key=lambda p: p.median_ms)
