@@ -164,13 +164,13 @@ def _write_cache(data: dict) -> None:
     write_atomic(cache_file(), json.dumps(data, indent=1, sort_keys=True))
 
 
-def auto_impl(remeasure: bool = False) -> str:
+def auto_impl() -> str:
     """The fastest implementation available on this device: from the cache, or measured now and remembered."""
     impls = candidates()
     key = choice_key(impls)
     stored = _read_cache().get(key, {}).get("impl")
     cached = IMPL_ALIASES.get(stored, stored)
-    if cached in impls and not remeasure:
+    if cached in impls:
         return cached
     seconds = measure(impls)
     best = min(seconds, key=seconds.get)

@@ -1,12 +1,17 @@
-"""Shared test helpers: quiet MindSpore, graph mode, and running the CLI as a user would."""
+"""Shared test helpers: quiet MindSpore, graph mode, running the CLI as a user would, and the order and
+turns of tests when pytest-xdist runs them on two workers."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -15,6 +20,39 @@ from mixnet.quiet import quiet_mindspore
 quiet_mindspore()
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding end-to-end runs (``slow``) first, so that two workers start on the longest files
+    and finish together; the order within a module is kept."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)
+
+
+@contextmanager
+def test_turn(alone: bool) -> Iterator[None]:
+    """Under pytest-xdist, a test that compares measured times (``timing``) runs while no other test
+    runs; the others share the machine. A gate lock keeps new tests out while a timing test waits."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        yield
+        return
+    base = Path(tempfile.gettempdir()) / f"mixnas-tests-{run}"
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.turn", "a") as turn:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(turn, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(turn, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: "pytest.Item | None") -> Iterator[None]:
+    """Each test (its fixtures' setup and teardown included) runs in its turn."""
+    with test_turn(item.get_closest_marker("timing") is not None):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -64,6 +64,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
     return folder, bare_search_py(folder)
 
 
+@pytest.mark.slow
 def test_bare_search_py_builds_the_lut_trains_the_supernet_runs_the_trials_and_writes_the_outputs(
         first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
     folder, proc = first_run

@@ -123,6 +123,7 @@ def test_the_cache_takes_concurrent_writers(tmp_path: Path) -> None:
     assert len(LatencyCache(path)) == 80
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("backend", ["onnxruntime", "mindspore"])
 def test_a_heavier_genome_measures_slower(backend: str) -> None:
     target = LatencyTarget(backend=backend, device="CPU", resolution=128)
@@ -133,6 +134,7 @@ def test_a_heavier_genome_measures_slower(backend: str) -> None:
     assert heavy.median_ms > light.median_ms, (heavy.median_ms, light.median_ms)
 
 
+@pytest.mark.timing
 def test_two_profiles_of_one_genome_agree_within_5_percent() -> None:
     """Back-to-back profiles agree within 5% on the median, in one of up to four tries.
 

@@ -27,6 +27,7 @@ def randomize(net: ms.nn.Cell, seed: int) -> None:
         p.set_data(ms.Tensor(value.astype(np.float32)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mixnet_s", "mixnet_m", "mixnet_l"])
 def test_mindcv_checkpoint_loads_and_logits_agree(name: str, tmp_path: Path) -> None:
     import mindcv

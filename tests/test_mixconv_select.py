@@ -187,6 +187,7 @@ def test_pynative_forward_and_gradients_run_under_numpy_2(tmp_path: Path) -> Non
         assert abs(out[impl]["grad"] - out["split"]["grad"]) <= 1e-3 * out["split"]["grad"], impl
 
 
+@pytest.mark.timing
 def test_first_profile_with_an_empty_cache(tmp_path: Path) -> None:
     """A new user's first ``profile`` on the mindspore backend measures ``auto`` and then the network."""
     from conftest import run_cli

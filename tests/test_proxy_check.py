@@ -32,6 +32,7 @@ def check_config(tmp_path: Path, digits_dir: Path, **changes) -> Path:
     return tiny_config(tmp_path, digits_dir, **doc)
 
 
+@pytest.mark.slow
 def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Path, digits_dir: Path) -> None:
     """Two genomes of 906 parameters against two of 90,038: every large one ranks above every small
     one under the proxy and the reference, and the run noise is measured."""
@@ -71,6 +72,7 @@ def test_check_ranks_two_capacity_families_apart_and_reports_noise(tmp_path: Pat
     assert len(pd.read_csv(tmp_path / "out" / "proxy_check" / "runs.csv")) == len(runs)
 
 
+@pytest.mark.slow
 def test_genomes_that_differ_only_by_seed_show_no_signal(tmp_path: Path, digits_dir: Path) -> None:
     """Eight copies of one genome, each trained at its own seeds: whatever ranking appears is noise, so the
     check reports a seed-to-seed tau near 0 and a spread between genomes no larger than the noise."""
@@ -101,6 +103,7 @@ def test_bad_check_input_stops_before_training(tmp_path: Path, digits_dir: Path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_search_with_paired_seeds_reports_noise_and_verify_retrains_the_front(tmp_path: Path,
                                                                               digits_dir: Path) -> None:
     """Every trial is trained at the same two seeds and stores its per-seed top-1 and standard error;

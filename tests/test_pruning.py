@@ -60,6 +60,7 @@ def pruned_search(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) ->
     return {"cfg": cfg, "study": study, "spy": spy, "url": cfg.storage.url}
 
 
+@pytest.mark.slow
 def test_pruned_trials_stop_at_their_rung_and_the_front_is_kept(pruned_search: dict) -> None:
     cfg, study, spy = pruned_search["cfg"], pruned_search["study"], pruned_search["spy"]
     trials = [t for t in study.trials if "genome" in t.user_attrs]
