@@ -7,6 +7,7 @@ import functools
 import itertools
 import random
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from space.search_space import SHORT, Dimension, SearchSpace
 from .cache import LatencyCache
 from .environment import environment
 from .lut import FORMAT_VERSION, LatencyTable, LutEntry, option_label, space_document
-from .measure import measure_cells, measure_genomes
+from .device_turns import DeviceTurns
+from .measure import measure_cells, measure_genomes, measure_runners
+from .part_export import export_parts
 from .protocol import DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyResult, check_protocol
 from .target import LatencyTarget, check_target, network_impl
 
@@ -124,6 +127,26 @@ def entry(part: str, layer: int, option: str, in_shape: tuple[int, ...], result:
                     mean_ms=result.mean_ms, cv=result.cv, repeats=result.repeats)
 
 
+def time_exported_parts(space: SearchSpace, target: LatencyTarget, impl: str, shapes: list[tuple[int, ...]],
+                        env: dict, warmup: int, repeats: int, passes: int, bar) -> list[LatencyResult]:
+    """The parts exported to ONNX by several processes (``export_parts``, in a shared device turn), then
+    each loaded and timed alone in this process."""
+    from .backends.onnx_runtime import OrtRunner
+    turns = DeviceTurns.on(target.device, target.device_id)
+    with tempfile.TemporaryDirectory(prefix="mixnas-lut-") as folder:
+        bar.set_postfix_str("exporting parts", refresh=False)
+        try:
+            with turns.work():
+                paths = export_parts(space_document(space), target.resolution, impl, shapes, Path(folder),
+                                     bar.update)
+        finally:
+            turns.close()
+        bar.set_postfix_str("timing parts", refresh=False)
+        return measure_runners([lambda path=path, shape=shape: OrtRunner(path, shape, target)
+                                for path, shape in zip(paths, shapes)], [env] * len(paths), target, warmup,
+                               repeats, passes, bar.update, min_span_s=0.0)
+
+
 def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", progress: bool = True,
               warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS,
               calibrate: int = DEFAULT_CALIBRATION, seed: int = 0,
@@ -144,11 +167,15 @@ def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", prog
     env = environment(target, impl)
     parts = lut_parts(space, target.resolution, impl)
     genomes = calibration_genomes(space, calibrate, seed)
-    with tqdm(total=len(parts) + len(genomes), desc="lut build", unit="part", file=sys.stderr,
+    exported = target.backend == "onnxruntime"
+    with tqdm(total=len(parts) * (1 + exported) + len(genomes), desc="lut build", unit="step", file=sys.stderr,
               disable=not progress, dynamic_ncols=True) as bar:
         shapes = [(target.batch,) + tuple(p.in_shape) for p in parts]
-        results = measure_cells([p.build for p in parts], shapes, [env] * len(parts), target, warmup, repeats,
-                                passes, bar.update, min_span_s=0.0)
+        if exported:
+            results = time_exported_parts(space, target, impl, shapes, env, warmup, repeats, passes, bar)
+        else:
+            results = measure_cells([p.build for p in parts], shapes, [env] * len(parts), target, warmup, repeats,
+                                    passes, bar.update, min_span_s=0.0)
         bar.set_postfix_str("whole genomes", refresh=False)
         networks = measure_genomes(genomes, target, warmup, repeats, cache, passes, bar.update, min_span_s=0.0)
     entries = [entry(p.part, p.layer, p.option, p.in_shape, r) for p, r in zip(parts, results)]

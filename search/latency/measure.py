@@ -32,12 +32,22 @@ def prepare_cell(cell, input_shape: tuple[int, ...], target: LatencyTarget) -> R
 def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence[tuple[int, ...]],
                   envs: Sequence[dict], target: LatencyTarget, warmup: int, repeats: int, passes: int = 1,
                   step: Callable[[], None] = lambda: None, min_span_s: float = MIN_SPAN_S) -> list[LatencyResult]:
-    """Build, prepare and time each cell (``step`` after each), then time them all ``passes - 1`` more times.
+    """Build, prepare and time each cell (``step`` after each), then time them all ``passes - 1`` more times
+    (``measure_runners``)."""
+    prepares = [lambda build=build, shape=shape: prepare_cell(build(), shape, target)
+                for build, shape in zip(builds, input_shapes)]
+    return measure_runners(prepares, envs, target, warmup, repeats, passes, step, min_span_s)
+
+
+def measure_runners(prepares: Sequence[Callable[[], Runner]], envs: Sequence[dict], target: LatencyTarget,
+                    warmup: int, repeats: int, passes: int = 1, step: Callable[[], None] = lambda: None,
+                    min_span_s: float = MIN_SPAN_S) -> list[LatencyResult]:
+    """Prepare and time each runner (``step`` after each), then time them all ``passes - 1`` more times.
 
     Runners are kept alive between passes only when ``passes > 1``; ``min_span_s`` is passed
     to ``time_runs``. Each timing takes an exclusive turn on the device (``DeviceTurns``), so
-    search workers of this machine pause their training and exports while it runs; building and
-    exporting take a shared turn.
+    search workers of this machine pause their training and exports while it runs; preparing
+    (building, exporting, loading) takes a shared turn.
     """
     configure_process(target)
     turns = DeviceTurns.on(target.device, target.device_id)
@@ -50,9 +60,9 @@ def measure_cells(builds: Sequence[Callable[[], object]], input_shapes: Sequence
     runners: list[Runner | None] = []
     results: list[list[LatencyResult]] = []
     try:
-        for build, shape, env in zip(builds, input_shapes, envs):
+        for prepare, env in zip(prepares, envs):
             with turns.work():
-                runner = prepare_cell(build(), shape, target)
+                runner = prepare()
             results.append([timed(runner, env)])
             runners.append(runner if passes > 1 else None)
             step()
