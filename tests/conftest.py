@@ -3,7 +3,6 @@ turns of tests when pytest-xdist runs them on two workers."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from mixnet.quiet import quiet_mindspore
+from search.latency.device_turns import DeviceTurns
 
 quiet_mindspore()
 
@@ -32,20 +32,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @contextmanager
 def test_turn(alone: bool) -> Iterator[None]:
     """Under pytest-xdist, a test that compares measured times (``timing``) runs while no other test
-    runs; the others share the machine. A gate lock keeps new tests out while a timing test waits."""
+    runs, the others share the machine: the device turns latency timing takes, on a name of this run."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:
         yield
         return
-    base = Path(tempfile.gettempdir()) / f"mixnas-tests-{run}"
-    with open(f"{base}.gate", "a") as gate, open(f"{base}.turn", "a") as turn:
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        fcntl.flock(turn, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        fcntl.flock(gate, fcntl.LOCK_UN)
-        try:
+    turns = DeviceTurns(f"mixnas-tests-{run}", folder=Path(tempfile.gettempdir()))
+    try:
+        with turns.timing() if alone else turns.work():
             yield
-        finally:
-            fcntl.flock(turn, fcntl.LOCK_UN)
+    finally:
+        turns.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

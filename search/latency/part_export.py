@@ -7,7 +7,9 @@ process per available CPU, then times the files one by one in its own process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -70,24 +72,19 @@ def _export_one(space_json: str, resolution: int, impl: str, index: int, shape: 
 def export_parts(space_doc: dict, resolution: int, impl: str, shapes: Sequence[tuple[int, ...]], folder: Path,
                  step: Callable[[], None] = lambda: None, workers: "int | None" = None) -> list[Path]:
     """Every part of the space (``lut_parts`` order) exported to ONNX under ``folder`` at its shape in
-    ``shapes``, by ``workers`` processes (default ``exporter_count``; 1: in this process); ``step`` after each. The graphs are those an export in
-    this process writes (the weights are random either way, and timing does not depend on them)."""
+    ``shapes``, by ``workers`` processes (default ``exporter_count``; 1: in this process); ``step`` after
+    each. The graphs are those an export in this process writes (the weights are random either way, and
+    timing does not depend on them)."""
     import mindspore as ms
     space_json = json.dumps(space_doc, sort_keys=True)
     jobs = [(space_json, resolution, impl, i, tuple(shape), str(folder / f"part{i}")) for i, shape in enumerate(shapes)]
     workers = workers or exporter_count(len(jobs))
-    if workers == 1:
+    pool = None if workers == 1 else ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_exporter,
+        initargs=(ms.get_context("mode"),))
+    with pool or contextlib.nullcontext():
         paths = []
-        for job in jobs:
-            paths.append(Path(_export_one(*job)))
-            step()
-        return paths
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_exporter,
-                             initargs=(ms.get_context("mode"),)) as pool:
-        futures = [pool.submit(_export_one, *job) for job in jobs]
-        paths = []
-        for future in futures:
-            paths.append(Path(future.result()))
+        for path in (pool.map(_export_one, *zip(*jobs)) if pool else itertools.starmap(_export_one, jobs)):
+            paths.append(Path(path))
             step()
     return paths
