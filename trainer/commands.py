@@ -82,9 +82,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train and print the result."""
-    from .loop import train
+    """Train and print the result (the config is checked before MindSpore is imported)."""
     cfg = load_config(args.config, overrides(args))
+    from .loop import train
     result = train(cfg)
     if args.json:
         print(json.dumps({k: (str(v) if v is not None and k in ("metrics_csv", "best_ckpt") else v)
@@ -102,10 +102,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and print top-1/top-5."""
-    from .validate import evaluate
     cfg = load_config(args.config, overrides(args))
     if not cfg.ckpt_path:
         raise UsageError("validate needs --ckpt_path FILE (a checkpoint to evaluate)")
+    from .validate import evaluate
     metrics = evaluate(cfg, cfg.ckpt_path)
     if args.json:
         print(json.dumps(metrics))

@@ -44,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train the supernet and print where it is, with MixNet-S's score as a search would score it (rank 0 only)."""
+    from ..config import load_search_config
+    cfg = load_search_config(args.config)   # checked before MindSpore is imported
     from trainer.distributed import current_ranks
 
-    from ..config import load_search_config
     from .training import supernet_recipe, train_supernet, trained_line
-    cfg = load_search_config(args.config)
     result = train_supernet(cfg, progress=not args.no_progress)
     if current_ranks(supernet_recipe(cfg)).is_main:
         print(trained_line(cfg, result))
@@ -60,8 +60,8 @@ def run_check(args: argparse.Namespace) -> int:
     import json
 
     from ..config import load_search_config
-    from .check import describe, supernet_check
     cfg = load_search_config(args.config)
+    from .check import describe, supernet_check
     report = supernet_check(cfg, genomes=args.genomes, supernets=args.supernets, reference=args.reference,
                             reference_seeds=args.reference_seeds, seed=args.seed, sampling=args.sampling,
                             out=Path(args.out) if args.out else None, progress=not args.no_progress)
@@ -71,14 +71,14 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_extract(args: argparse.Namespace) -> int:
     """Write the stand-alone checkpoint of a genome."""
-    import mindspore as ms
-
     from space import parse_genome
 
     from ..config import load_search_config
-    from .scoring import load_supernet
     cfg = load_search_config(args.config)
     genome = parse_genome(args.genome)
+    import mindspore as ms
+
+    from .scoring import load_supernet
     net = load_supernet(cfg, Path(args.ckpt) if args.ckpt else None)
     from mixnet.supernet import extract
     standalone = extract(net, genome)
