@@ -19,6 +19,6 @@ def __getattr__(name: str) -> Any:
         from .network import Supernet
         return Supernet
     if name == "extract":
-        from .extract import extract
+        from .extraction import extract
         return extract
     raise AttributeError(f"module 'mixnet.supernet' has no attribute '{name}'")
