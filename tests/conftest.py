@@ -46,9 +46,23 @@ def test_turn(alone: bool) -> Iterator[None]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: "pytest.Item | None") -> Iterator[None]:
-    """Each test (its fixtures' setup and teardown included) runs in its turn."""
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Fixtures are set up in a shared turn, a ``timing`` test's too (a build is no timing)."""
+    with test_turn(False):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Each test runs in its turn: alone if it is marked ``timing``."""
     with test_turn(item.get_closest_marker("timing") is not None):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: "pytest.Item | None") -> Iterator[None]:
+    """Fixtures are torn down in a shared turn."""
+    with test_turn(False):
         yield
 
 

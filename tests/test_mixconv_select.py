@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -187,11 +188,26 @@ def test_pynative_forward_and_gradients_run_under_numpy_2(tmp_path: Path) -> Non
         assert abs(out[impl]["grad"] - out["split"]["grad"]) <= 1e-3 * out["split"]["grad"], impl
 
 
-@pytest.mark.timing
-def test_first_profile_with_an_empty_cache(tmp_path: Path) -> None:
-    """A new user's first ``profile`` on the mindspore backend measures ``auto`` and then the network."""
-    from conftest import run_cli
+@pytest.fixture
+def built_kernels_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A new cache folder holding nothing but the built kernel library (built here, in the test's setup, so
+    that the timing test below holds the machine alone only while it measures)."""
     env = {"MIXNAS_CACHE_DIR": str(tmp_path / "mixnas"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    build.library_path.cache_clear()
+    build.library_path()
+    assert not (tmp_path / "mixnas" / "mixconv_impl.json").exists()
+    yield env
+    build.library_path.cache_clear()
+
+
+@pytest.mark.timing
+def test_first_profile_with_an_empty_cache(tmp_path: Path, built_kernels_only: dict[str, str]) -> None:
+    """A new user's first ``profile`` on the mindspore backend (kernels built, nothing measured yet) measures
+    ``auto`` and then the network."""
+    from conftest import run_cli
+    env = built_kernels_only
     proc = run_cli("profile", "mixnet_s", "--backend", "mindspore", "--device", "CPU", "--json",
                    "--warmup", "2", "--repeats", "10", "--min-span", "0", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
