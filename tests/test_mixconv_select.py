@@ -203,7 +203,7 @@ def built_kernels_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 @pytest.mark.timing
-def test_first_profile_with_an_empty_cache(tmp_path: Path, built_kernels_only: dict[str, str]) -> None:
+def test_first_profile_with_nothing_measured_yet(tmp_path: Path, built_kernels_only: dict[str, str]) -> None:
     """A new user's first ``profile`` on the mindspore backend (kernels built, nothing measured yet) measures
     ``auto`` and then the network."""
     from conftest import run_cli
