@@ -16,6 +16,7 @@ import yaml
 from conftest import assert_user_error, run_cli
 from search.latency import LatencyCache, LatencyTable, LatencyTarget
 from search.latency.accuracy import check_lut, scores
+from search.latency.environment import env_key
 from search.ranking import kendall_tau
 from search.latency.lut import fit_correction
 from search.latency.lut_build import calibration_genomes, extreme_genomes, lut_parts
@@ -60,6 +61,13 @@ def test_the_lut_has_every_choice_of_every_layer_and_fixed_terms(built: dict) ->
     assert ("layer", 0, "k3_e1") in parts and ("layer", 0, "k3.5.7_e1") in parts
     assert {p[2] for p in parts if p[:2] == ("layer", 2)} == {"k3_e3", "k3_e6", "k3.5.7_e3", "k3.5.7_e6"}
     assert [p[0] for p in parts].count("network") == 3
+    # the calibration genomes, exported in the parts' pool, are stored in the cache under the LUT's environment
+    cache = LatencyCache(built["root"] / "cache.sqlite")
+    assert len(cache) == 3
+    for e in table.entries[-3:]:
+        hit = cache.get(parse_genome(e.option), LatencyTarget(**table.meta["target"]),
+                        env_key(table.meta["env"]), min_repeats=20)
+        assert hit is not None and hit.median_ms == e.median_ms
     assert ("head", -1, "fixed") in parts and ("classifier", -1, "fixed") in parts
     assert all(e.median_ms > 0 and e.repeats >= 20 for e in table.entries)
     layer2 = {e.option: e for e in table.entries if e.layer == 2}
