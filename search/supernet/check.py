@@ -28,7 +28,7 @@ from ..proxy_check import (RUNS_NAME, SUPERNET_CHECK_FOLDER, agreement_lines, ch
 from ..proxy_data import plan_proxy_data, prepare_proxy_data, proxy_data_of
 from ..recipes import check_reference_seeds, on_proxy_data, reference_seeded, reference_train_config
 from .scoring import scorer_for
-from .training import supernet_recipe, train_supernet
+from .training import supernet_recipe, train_supernet, training_seconds
 
 
 def seeded_supernet(cfg: SearchConfig, index: int) -> SearchConfig:
@@ -70,9 +70,8 @@ def supernet_check(cfg: SearchConfig, genomes: int = 12, supernets: int = 2, ref
     scores = np.zeros((len(chosen), supernets))
     train_seconds, score_seconds = [], []
     for i, (config, recipe) in enumerate(zip(configs, recipes)):
-        started = time.perf_counter()
         train_supernet(config, progress=progress)
-        train_seconds.append(time.perf_counter() - started)
+        train_seconds.append(training_seconds(config))
         scorer = scorer_for(config, data, recipe)
         scorer.score(chosen[0])  # compiles the scoring graphs once
         scored = scorer.scored
@@ -120,7 +119,7 @@ def describe(report: dict[str, Any]) -> str:
                            check_command(report, "supernet", f"--supernets {report['supernets']}"),
                            "one supernet - run with --supernets 2 or more"),
              f"time: {report['seconds_per_genome']:.2f} s per scored genome; supernet training "
-             + ", ".join(f"{t:.0f} s" for t in report["supernet_train_seconds"])
+             + ", ".join(f"{t:.0f} s" for t in report["supernet_train_seconds"]) + " (their epochs in metrics.csv)"
              + f"; {report['seconds_per_reference_run']:.0f} s per reference run",
              "wrote " + ", ".join(report["outputs"])]
     return "\n".join(lines)

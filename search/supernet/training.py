@@ -99,6 +99,14 @@ def trained_epochs(cfg: SearchConfig) -> int:
     return len(MetricsLog(cfg.supernet.dir / METRICS_NAME, int(supernet_recipe(cfg).epoch_size)).rows)
 
 
+def training_seconds(cfg: SearchConfig) -> float:
+    """Seconds the trained epochs of ``cfg``'s supernet took (``supernet.dir/metrics.csv``), whenever and in how
+    many runs they were trained."""
+    from trainer.records import METRICS_NAME, MetricsLog
+    rows = MetricsLog(cfg.supernet.dir / METRICS_NAME, int(supernet_recipe(cfg).epoch_size)).rows
+    return sum(float(row["train_seconds"] or 0) for row in rows)
+
+
 def trained_line(cfg: SearchConfig, result: Any) -> str:
     """One line on a supernet training ``result``: its time and throughput, and its skeleton's (MixNet-S's)
     held-out top-1 with BatchNorm recalibrated, scored as a search scores a trial."""
