@@ -1,8 +1,9 @@
 """Training genomes with a recipe at given seeds, one CSV row per run: the runs behind ``proxy check``,
 ``supernet check`` and ``verify``. Each finished run is written at once (atomically), so a re-run resumes.
 
-A finished run is reused only for the same genome, role, seed, recipe and data (the images it trains on
-and the held-out images it is scored on); a row written without one of these is never matched."""
+A finished run is reused only for the same genome, role, seed, recipe (its device and MixConv implementation
+included) and data (the images it trains on and the held-out images it is scored on); a row written without
+one of these is never matched. Each row also records the implementation the network actually computed with."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from tqdm import tqdm
 from space import Genome
 
 from space.basics.atomic import write_atomic
-from trainer.config_keys import SCORE_KEYS
+from trainer.config_keys import COMPUTE_KEYS, SCORE_KEYS
 
 from .proxy_data import Plan, ProxyData
 from .recipes import trained_network
 from .sections import DataSection
 
 RUN_COLUMNS = ["genome_index", "role", "seed", "accuracy", "holdout_images", "train_seconds", "recipe", "data",
-               "genome_key", "genome"]
+               "mixconv_impl", "genome_key", "genome"]
 
 
 def _digest(value: Any) -> str:
@@ -34,9 +35,9 @@ def _digest(value: Any) -> str:
 
 
 def recipe_digest(train_cfg: Any) -> str:
-    """A short hash of the settings that shape a run's weights and its measured top-1, seed left out (it is a
-    column)."""
-    settings = {**train_cfg.run_settings(), **{k: train_cfg[k] for k in SCORE_KEYS}}
+    """A short hash of the settings that shape a run's weights and its measured top-1, and of the device and
+    MixConv implementation it computes with; seed left out (it is a column)."""
+    settings = {**train_cfg.run_settings(), **{k: train_cfg[k] for k in SCORE_KEYS + COMPUTE_KEYS}}
     return _digest({k: v for k, v in settings.items() if k != "seed"})
 
 
@@ -110,7 +111,7 @@ def train_runs(runs: list[Run], log: RunLog, proxy: ProxyData, train_fn: "Callab
             log.add({"genome_index": run.index, "role": role, "seed": seed,
                      "accuracy": float(result.final_top1) / 100.0, "holdout_images": proxy.n_holdout,
                      "train_seconds": round(float(result.seconds), 2), "recipe": digest, "data": data,
-                     "genome_key": key, "genome": run.genome.to_string()})
+                     "mixconv_impl": result.mixconv_impl, "genome_key": key, "genome": run.genome.to_string()})
             bar.update()
     finally:
         bar.close()

@@ -23,7 +23,8 @@ from test_search_paths import StubTrain, cost_latency
 def test_reused_runs_are_keyed_by_their_data(tmp_path: Path, digits_dir: Path) -> None:  # noqa: F811
     """A finished run is reused for the same genome, seed, recipe and data only: holding out another fraction
     of the images trains again (the proxy split's folder is the same path, its images are not), going back
-    reuses, and a row logged without a data digest is never matched. Real training of 3 digit classes, in
+    reuses, another MixConv implementation trains again, and a row logged without a data digest is never
+    matched; each row names the implementation that computed. Real training of 3 digit classes, in
     PyNative mode (no graph to compile for so little work)."""
     import mindspore as ms
 
@@ -31,6 +32,7 @@ def test_reused_runs_are_keyed_by_their_data(tmp_path: Path, digits_dir: Path) -
     from search.config import load_search_config
     from search.proxy_data import plan_proxy_data, prepare_proxy_data
     from search.recipes import on_proxy_data, proxy_train_config
+    from mixnet.mixconv import implementation
     from trainer import train
 
     trained: list[int] = []
@@ -39,13 +41,13 @@ def test_reused_runs_are_keyed_by_their_data(tmp_path: Path, digits_dir: Path) -
         trained.append(int(recipe.seed))
         return train(recipe, network, **kwargs)
 
-    def run_with(holdout: float) -> tuple[Run, pd.DataFrame]:
+    def run_with(holdout: float, impl: str = "auto") -> tuple[Run, pd.DataFrame]:
         data = {"dataset": "imagefolder", "data_dir": str(digits_dir), "classes": 3, "images_per_class": 20,
                 "holdout": holdout}
         cfg = load_search_config(check_config(tmp_path, digits_dir, data=data))
         plan = plan_proxy_data(cfg.data)
         proxy = prepare_proxy_data(cfg.data, cfg.out_dir, plan)
-        recipe = on_proxy_data(proxy_train_config(cfg).replace(epoch_size=1, mode=1), proxy)
+        recipe = on_proxy_data(proxy_train_config(cfg).replace(epoch_size=1, mode=1, mixconv_impl=impl), proxy)
         run = Run(0, "proxy", parse_genome(SMALL), recipe, data_digest(cfg.data, plan))
         return run, train_runs([run], RunLog(tmp_path / "runs.csv"), proxy, counted, progress=False)
 
@@ -58,17 +60,22 @@ def test_reused_runs_are_keyed_by_their_data(tmp_path: Path, digits_dir: Path) -
         assert len(trained) == 2 and rows_other.holdout_images.tolist() == [24]
         run_with(0.3)
         assert len(trained) == 2
+        run_with(0.3, "padded")     # another MixConv implementation: trained again, and recorded
+        assert len(trained) == 3
     finally:
         ms.set_context(mode=ms.GRAPH_MODE)
     assert other.recipe.data_dir == first.recipe.data_dir and other.data != first.data
     log = pd.read_csv(tmp_path / "runs.csv")
-    assert len(log) == 2 and log.data.nunique() == 2
+    assert len(log) == 3 and log.data.nunique() == 2 and log.recipe.nunique() == 2
+    assert log.mixconv_impl.tolist() == [implementation("auto").name] * 2 + ["padded"]
     # a row of an older log (no data column) is not this run
     log.drop(columns="data").to_csv(tmp_path / "old.csv", index=False)
     assert RunLog(tmp_path / "old.csv").find(first) is None
     assert RunLog(tmp_path / "runs.csv").find(first) is not None
     # the split a run is scored on is part of its recipe's key
     assert Run(0, "proxy", first.genome, first.recipe.replace(val_split="train"), first.data).key() != first.key()
+    # and so is the device it computes on
+    assert Run(0, "proxy", first.genome, first.recipe.replace(device_target="Ascend"), first.data).key() != first.key()
 
 
 def rows_of(trials: list[dict]) -> pd.DataFrame:

@@ -160,3 +160,6 @@ RUN_KEYS = ("data_dir", "num_parallel_workers", "log_interval", "ckpt_path", "re
 SCORE_KEYS = ("data_dir", "val_split", "val_amp_level")
 """The RUN_KEYS that still change a run's measured top-1 (a checkpoint resumes across them): the images it
 reads, the split it is scored on and the precision it is scored at."""
+COMPUTE_KEYS = ("device_target", "mixconv_impl")
+"""The RUN_KEYS that choose what a run computes on: the device and the MixConv implementation (a checkpoint
+resumes across them; a finished run is reused only under the same ones)."""

@@ -43,7 +43,9 @@ class TrainResult:
 
     ``images_per_second`` leaves out the run's first step (graph compilation, ``compile_seconds``);
     ``skipped_images`` counts the unreadable training images of the last epoch; ``weights_digest``
-    is a SHA-256 of the final network weights (the same on every rank).
+    is a SHA-256 of the final network weights (the same on every rank); ``mixconv_impl`` names the MixConv
+    implementation the trained network computed with (``kernels->split (float16)`` when mixed precision
+    made the kernels fall back; empty for a network that does not say).
     """
 
     best_top1: "float | None"
@@ -57,6 +59,7 @@ class TrainResult:
     compile_seconds: float = 0.0
     skipped_images: int = 0
     weights_digest: str = ""
+    mixconv_impl: str = ""
 
 
 class Session:
@@ -204,7 +207,8 @@ def train(cfg: Any, genome: "Genome | str | None" = None, on_epoch: "Callable[[i
                        images_per_second=clock.steady_rate(), metrics_csv=records.path if records else None,
                        best_ckpt=(out_dir / BEST_NAME) if writing and (out_dir / BEST_NAME).is_file() else None,
                        compile_seconds=clock.first_step_seconds or 0.0, skipped_images=skipped,
-                       weights_digest=session.weights_digest())
+                       weights_digest=session.weights_digest(),
+                       mixconv_impl=str(getattr(session.net, "mixconv_impl", "")))
 
 
 def find_val_split(cfg: Any, train_split: Split) -> "Split | None":
