@@ -1,9 +1,7 @@
-"""The LUT's parts and calibration genomes exported by several processes: the same graphs as an export in one
-process."""
+"""The LUT's parts exported by several processes: the same graphs as an export in one process."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import onnx
@@ -32,16 +30,13 @@ def test_two_processes_export_the_graphs_one_process_exports(tmp_path: Path) -> 
     folders = {n: tmp_path / f"workers{n}" for n in (1, 2)}
     for folder in folders.values():
         folder.mkdir()
-    genomes = [space.skeleton.to_string(), space.random_genome(random.Random(0)).to_string()]
-    paths = {n: export_parts(space_document(space), 64, "split", shapes, folder, lambda: steps.append(n), workers=n,
-                             genomes=genomes, genome_shape=(1, 3, 64, 64))
+    paths = {n: export_parts(space_document(space), 64, "split", shapes, folder, lambda: steps.append(n), workers=n)
              for n, folder in folders.items()}
-    assert steps == [1] * (len(parts) + 2) + [2] * (len(parts) + 2)
+    assert steps == [1] * len(parts) + [2] * len(parts)
     outlines = {n: [graph_outline(p) for p in ps] for n, ps in paths.items()}
     assert outlines[2] == outlines[1]
     # each file is its own part: the inputs are the parts' shapes, and a mixed-kernel layer's choice holds
     # more convolutions than its single-kernel twin
-    assert [o[2] for o in outlines[2]] == [[s] for s in shapes] + [[(1, 3, 64, 64)]] * 2
-    assert [o[3] for o in outlines[2][-2:]] == [[(1, 10)]] * 2    # the calibration genomes: whole networks
+    assert [o[2] for o in outlines[2]] == [[s] for s in shapes]
     convs = {p.option: o[0].count("Conv") for p, o in zip(parts, outlines[2]) if p.part == "layer" and p.layer == 1}
     assert len(convs) == 4 and max(convs.values()) > min(convs.values())

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT
 from search.storage import open_storage
-from test_search import digits_dir, tiny_config  # noqa: F401 - the fixture is shared
+from test_search import TINY_LATENCY, digits_dir, tiny_config  # noqa: F401 - the fixture is shared
 
 TrialState = optuna.trial.TrialState
 Phase = Callable[[list], bool]
@@ -95,7 +95,9 @@ def check_study(url: str, target: int, finished_before: set[int], killed_running
 def test_search_survives_sigkill_in_every_phase(tmp_path: Path, digits_dir: Path, storage: str) -> None:  # noqa: F811
     url = f"sqlite:///{tmp_path / 'study.db'}" if storage == "sqlite" else f"journal:{tmp_path / 'study.log'}"
     target = 4
-    config = tiny_config(tmp_path, digits_dir, trials=target, sampler="random")
+    # timings over at least 1 s: the run is killed while one is under way
+    config = tiny_config(tmp_path, digits_dir, trials=target, sampler="random",
+                         latency={**TINY_LATENCY, "min_span_s": 1.0})
     phases = [measuring_latency, training, target_reached(target)] if storage == "sqlite" else [training]
     finished: set[int] = set()
     killed: set[int] = set()

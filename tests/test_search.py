@@ -33,15 +33,20 @@ class TrainSpy:
         return self.train(cfg, genome, **kwargs)
 
 
+TINY_LATENCY = {"backend": "onnxruntime", "resolution": 64, "warmup": 2, "repeats": 5, "min_span_s": 0.0}
+"""Latency of the tiny searches: 64 px, 5 timed runs, no minimum span (each timing holds the machine's
+device turn, so the other test worker's training waits for it)."""
+
+
 def tiny_config(tmp_path: Path, digits_dir: Path, space: str = "tiny_space.yaml", **changes) -> Path:
-    """A search config for the tiny space: 1 proxy epoch on few digits, latency at 64 px over 1 s."""
+    """A search config for the tiny space: 1 proxy epoch on few digits, latency ``TINY_LATENCY``."""
     doc = {
         "space": str(DATA / space),
         "data": {"dataset": "imagefolder", "data_dir": str(digits_dir), "images_per_class": 24,
                  "holdout": 0.25},
         "proxy": {"config": str(ROOT / "configs" / "train" / "digits.yaml"),
                   "overrides": {"epoch_size": 1, "batch_size": 16, "num_parallel_workers": 1}},
-        "latency": {"backend": "onnxruntime", "resolution": 64, "warmup": 2, "repeats": 5, "min_span_s": 1.0},
+        "latency": dict(TINY_LATENCY),
         "trials": 4, "study": "tiny", "out": str(tmp_path / "out"), "seed": 1,
     }
     doc.update(changes)

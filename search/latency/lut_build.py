@@ -19,7 +19,7 @@ from space.genome import Genome
 from space.search_space import SHORT, Dimension, SearchSpace
 
 from .cache import LatencyCache
-from .environment import env_key, environment
+from .environment import environment
 from .lut import FORMAT_VERSION, LatencyTable, LutEntry, option_label, space_document
 from .device_turns import DeviceTurns
 from .measure import measure_cells, measure_genomes, measure_runners
@@ -127,41 +127,24 @@ def entry(part: str, layer: int, option: str, in_shape: tuple[int, ...], result:
                     mean_ms=result.mean_ms, cv=result.cv, repeats=result.repeats)
 
 
-def time_exported(space: SearchSpace, target: LatencyTarget, impl: str, shapes: list[tuple[int, ...]],
-                  genomes: list[Genome], env: dict, warmup: int, repeats: int, passes: int,
-                  cache: "LatencyCache | None", bar) -> tuple[list[LatencyResult], list[LatencyResult]]:
-    """The parts and the calibration genomes not in ``cache`` exported to ONNX by several processes
-    (``export_parts``, in a shared device turn), then each loaded and timed alone in this process; the
-    parts' results and the genomes' (new ones stored in ``cache``)."""
+def time_exported_parts(space: SearchSpace, target: LatencyTarget, impl: str, shapes: list[tuple[int, ...]],
+                        env: dict, warmup: int, repeats: int, passes: int, bar) -> list[LatencyResult]:
+    """The parts exported to ONNX by several processes (``export_parts``, in a shared device turn), then
+    each loaded and timed alone in this process."""
     from .backends.onnx_runtime import OrtRunner
-    found: dict[str, LatencyResult] = {}
-    for genome in genomes:
-        hit = cache.get(genome, target, env_key(env), min_repeats=repeats) if cache is not None else None
-        if hit is not None:
-            found[genome.key()] = hit
-            bar.update(2)
-    todo = list({g.key(): g for g in genomes if g.key() not in found}.values())
     turns = DeviceTurns.on(target.device, target.device_id)
     with tempfile.TemporaryDirectory(prefix="mixnas-lut-") as folder:
         bar.set_postfix_str("exporting parts", refresh=False)
         try:
             with turns.work():
                 paths = export_parts(space_document(space), target.resolution, impl, shapes, Path(folder),
-                                     bar.update, genomes=[g.to_string() for g in todo],
-                                     genome_shape=target.input_shape)
+                                     bar.update)
         finally:
             turns.close()
-        bar.set_postfix_str("timing parts and whole genomes", refresh=False)
-        inputs = shapes + [target.input_shape] * len(todo)
-        results = measure_runners([lambda path=path, shape=shape: OrtRunner(path, shape, target)
-                                   for path, shape in zip(paths, inputs)],
-                                  [env] * len(shapes) + [dict(env, genome_key=g.key()) for g in todo], target,
-                                  warmup, repeats, passes, bar.update, min_span_s=0.0)
-    for genome, result in zip(todo, results[len(shapes):]):
-        if cache is not None:
-            cache.put(genome, result)
-        found[genome.key()] = result
-    return results[:len(shapes)], [found[g.key()] for g in genomes]
+        bar.set_postfix_str("timing parts", refresh=False)
+        return measure_runners([lambda path=path, shape=shape: OrtRunner(path, shape, target)
+                                for path, shape in zip(paths, shapes)], [env] * len(paths), target, warmup,
+                               repeats, passes, bar.update, min_span_s=0.0)
 
 
 def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", progress: bool = True,
@@ -185,17 +168,16 @@ def build_lut(space: SearchSpace, target: LatencyTarget, out: "str | Path", prog
     parts = lut_parts(space, target.resolution, impl)
     genomes = calibration_genomes(space, calibrate, seed)
     exported = target.backend == "onnxruntime"
-    with tqdm(total=(len(parts) + len(genomes)) * (1 + exported), desc="lut build", unit="step",
-              file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=len(parts) * (1 + exported) + len(genomes), desc="lut build", unit="step", file=sys.stderr,
+              disable=not progress, dynamic_ncols=True) as bar:
         shapes = [(target.batch,) + tuple(p.in_shape) for p in parts]
         if exported:
-            results, networks = time_exported(space, target, impl, shapes, genomes, env, warmup, repeats, passes,
-                                              cache, bar)
+            results = time_exported_parts(space, target, impl, shapes, env, warmup, repeats, passes, bar)
         else:
             results = measure_cells([p.build for p in parts], shapes, [env] * len(parts), target, warmup, repeats,
                                     passes, bar.update, min_span_s=0.0)
-            bar.set_postfix_str("whole genomes", refresh=False)
-            networks = measure_genomes(genomes, target, warmup, repeats, cache, passes, bar.update, min_span_s=0.0)
+        bar.set_postfix_str("whole genomes", refresh=False)
+        networks = measure_genomes(genomes, target, warmup, repeats, cache, passes, bar.update, min_span_s=0.0)
     entries = [entry(p.part, p.layer, p.option, p.in_shape, r) for p, r in zip(parts, results)]
     entries += [entry("network", -1, g.to_string(), target.input_shape[1:], r) for g, r in zip(genomes, networks)]
     meta = {"format": "mixnas-lut", "version": FORMAT_VERSION, "space": space_document(space),

@@ -1,16 +1,15 @@
-"""The LUT's parts and calibration networks exported to ONNX by several processes at once, before any
-of them is timed.
+"""The LUT's parts exported to ONNX by several processes at once, before any of them is timed.
 
-Exporting a model is MindSpore's graph compile, single-threaded and about three quarters of a LUT
-build's time on ONNX Runtime; timing must run alone. So a build exports every part and every
-calibration genome first, one process per available CPU, then times the files one by one in its own
-process.
+Exporting a part is MindSpore's graph compile, single-threaded and about three quarters of a LUT
+build's time on ONNX Runtime; timing must run alone. So a build exports every part first, one
+process per available CPU, then times the files one by one in its own process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -70,37 +69,22 @@ def _export_one(space_json: str, resolution: int, impl: str, index: int, shape: 
     return str(export_onnx(_parts(space_json, resolution, impl)[index].build(), shape, Path(stem)))
 
 
-def _export_genome(genome: str, impl: str, shape: tuple[int, ...], stem: str) -> str:
-    """Export the whole network of ``genome`` (its string) at ``shape`` to ``stem.onnx``; its path."""
-    from mixnet import create_model
-    from space import parse_genome
-
-    from .backends.onnx_runtime import export_onnx
-    return str(export_onnx(create_model(parse_genome(genome), mixconv_impl=impl), shape, Path(stem)))
-
-
 def export_parts(space_doc: dict, resolution: int, impl: str, shapes: Sequence[tuple[int, ...]], folder: Path,
-                 step: Callable[[], None] = lambda: None, workers: "int | None" = None,
-                 genomes: Sequence[str] = (), genome_shape: tuple[int, ...] = ()) -> list[Path]:
+                 step: Callable[[], None] = lambda: None, workers: "int | None" = None) -> list[Path]:
     """Every part of the space (``lut_parts`` order) exported to ONNX under ``folder`` at its shape in
-    ``shapes``, then each of ``genomes`` (genome strings) as a whole network at ``genome_shape``, by
-    ``workers`` processes (default ``exporter_count``; 1: in this process); ``step`` after each. The
-    graphs are those an export in this process writes (the weights are random either way, and timing
-    does not depend on them). Returns the parts' paths, then the genomes'."""
+    ``shapes``, by ``workers`` processes (default ``exporter_count``; 1: in this process); ``step`` after
+    each. The graphs are those an export in this process writes (the weights are random either way, and
+    timing does not depend on them)."""
     import mindspore as ms
     space_json = json.dumps(space_doc, sort_keys=True)
-    jobs = [(_export_one, (space_json, resolution, impl, i, tuple(shape), str(folder / f"part{i}")))
-            for i, shape in enumerate(shapes)]
-    jobs += [(_export_genome, (genome, impl, tuple(genome_shape), str(folder / f"network{i}")))
-             for i, genome in enumerate(genomes)]
+    jobs = [(space_json, resolution, impl, i, tuple(shape), str(folder / f"part{i}")) for i, shape in enumerate(shapes)]
     workers = workers or exporter_count(len(jobs))
     pool = None if workers == 1 else ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_exporter,
         initargs=(ms.get_context("mode"),))
     with pool or contextlib.nullcontext():
-        done = [pool.submit(fn, *args) for fn, args in jobs] if pool else None
         paths = []
-        for i, (fn, args) in enumerate(jobs):
-            paths.append(Path(done[i].result() if pool else fn(*args)))
+        for path in (pool.map(_export_one, *zip(*jobs)) if pool else itertools.starmap(_export_one, jobs)):
+            paths.append(Path(path))
             step()
     return paths
