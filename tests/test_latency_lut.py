@@ -61,7 +61,7 @@ def test_the_lut_has_every_choice_of_every_layer_and_fixed_terms(built: dict) ->
     assert ("layer", 0, "k3_e1") in parts and ("layer", 0, "k3.5.7_e1") in parts
     assert {p[2] for p in parts if p[:2] == ("layer", 2)} == {"k3_e3", "k3_e6", "k3.5.7_e3", "k3.5.7_e6"}
     assert [p[0] for p in parts].count("network") == 3
-    # the calibration genomes, exported in the parts' pool, are stored in the cache under the LUT's environment
+    # the calibration genomes' timings are stored in the cache under the LUT's environment
     cache = LatencyCache(built["root"] / "cache.sqlite")
     assert len(cache) == 3
     for e in table.entries[-3:]:

@@ -93,18 +93,21 @@ def train_supernet(cfg: SearchConfig, progress: bool = True, train_fn: Any = Non
     return result
 
 
+def _epoch_rows(cfg: SearchConfig) -> list[dict[str, str]]:
+    """The rows of ``cfg``'s supernet's ``supernet.dir/metrics.csv``, one per trained epoch."""
+    from trainer.records import METRICS_NAME, MetricsLog
+    return MetricsLog(cfg.supernet.dir / METRICS_NAME, int(supernet_recipe(cfg).epoch_size)).rows
+
+
 def trained_epochs(cfg: SearchConfig) -> int:
     """How many epochs of ``cfg``'s supernet are trained (recorded in ``supernet.dir/metrics.csv``)."""
-    from trainer.records import METRICS_NAME, MetricsLog
-    return len(MetricsLog(cfg.supernet.dir / METRICS_NAME, int(supernet_recipe(cfg).epoch_size)).rows)
+    return len(_epoch_rows(cfg))
 
 
 def training_seconds(cfg: SearchConfig) -> float:
     """Seconds the trained epochs of ``cfg``'s supernet took (``supernet.dir/metrics.csv``), whenever and in how
     many runs they were trained."""
-    from trainer.records import METRICS_NAME, MetricsLog
-    rows = MetricsLog(cfg.supernet.dir / METRICS_NAME, int(supernet_recipe(cfg).epoch_size)).rows
-    return sum(float(row["train_seconds"] or 0) for row in rows)
+    return sum(float(row["train_seconds"] or 0) for row in _epoch_rows(cfg))
 
 
 def trained_line(cfg: SearchConfig, result: Any) -> str:
