@@ -259,10 +259,134 @@ void forward_small(const Conv &c, const float *x, float *y, const Epilogue &epi)
   });
 }
 
+// Depthwise output planes of up to this many positions compute with vectors over channels
+// (forward_depthwise_lanes): the phase-plane path computes whole padded rows in blocks of kChunk, which
+// on 14 x 14 and 7 x 7 planes with large kernels is mostly padding and overrun.
+constexpr int64_t kLanePlaneMax = 784;
+
+typedef int32_t i16 __attribute__((vector_size(64)));
+
+// Transposes the 16 x 16 matrix whose rows are r[0..15]: four rounds of swapping the off-diagonal
+// b x b blocks of every 2b x 2b block (b = 8, 4, 2, 1), each a two-vector permute.
+inline void transpose16(v16 *r) {
+  static const i16 lo[4] = {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+                            {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+                            {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+                            {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+  static const i16 hi[4] = {{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+                            {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+                            {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+                            {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+  for (int round = 0, b = 8; round < 4; ++round, b /= 2)
+    for (int i = 0; i < kLanes; ++i) {
+      if (i & b) continue;
+      const v16 a = r[i], c = r[i + b];
+      r[i] = __builtin_shuffle(a, c, lo[round]);
+      r[i + b] = __builtin_shuffle(a, c, hi[round]);
+    }
+}
+
+// Lays the 16 planes planes[l] (hw positions each; null reads zeros) channel-minor: position q of
+// the plane, at row q / w and column q % w, goes to the kLanes floats at out + (row * ld + column) * kLanes.
+inline void interleave_planes(const float *const *planes, int64_t hw, int64_t w, int64_t ld, float *out) {
+  v16 r[kLanes];
+  int64_t q = 0;
+  for (; q + kLanes <= hw; q += kLanes) {
+    for (int l = 0; l < kLanes; ++l) r[l] = planes[l] ? load(planes[l] + q) : (v16){};
+    transpose16(r);
+    for (int j = 0; j < kLanes; ++j) store(out + ((q + j) / w * ld + (q + j) % w) * kLanes, r[j]);
+  }
+  for (; q < hw; ++q)
+    for (int l = 0; l < kLanes; ++l) out[(q / w * ld + q % w) * kLanes + l] = planes[l] ? planes[l][q] : 0.f;
+}
+
+// acc[j] = sum over the kb x kb taps of w[tap] * x at output positions j < R of a row (R consecutive
+// outputs, ``step`` = stride * kLanes floats apart), channel-interleaved.
+template <int R>
+inline void lane_taps(const float *x, int64_t row_floats, int64_t step, const float *w, int64_t kb, float *out) {
+  v16 acc[R];
+  for (int j = 0; j < R; ++j) acc[j] = (v16){};
+  for (int64_t ky = 0; ky < kb; ++ky) {
+    const float *xr = x + ky * row_floats;
+    for (int64_t kx = 0; kx < kb; ++kx) {
+      const v16 wv = load(w + (ky * kb + kx) * kLanes);
+      for (int j = 0; j < R; ++j) acc[j] += wv * load(xr + kx * kLanes + j * step);
+    }
+  }
+  for (int j = 0; j < R; ++j) store(out + j * kLanes, acc[j]);
+}
+
+// Depthwise forward (one input channel per output channel) with vectors over kLanes channels, for
+// inference: item = (image, block of kLanes channels). The block's input planes are laid out
+// channel-minor and zero-padded by kb / 2 (kb = the block's largest kernel; smaller kernels sit in its
+// centre with zeros around), each output position sums its kb x kb taps as one vector per tap, the
+// epilogue runs on the vectors, and the planes are put back channel-major.
+void forward_depthwise_lanes(const Conv &c, const float *x, float *y, const Epilogue &epi) {
+  const int64_t hw = c.h * c.w, plane = c.ho * c.wo, blocks = (c.cout + kLanes - 1) / kLanes;
+  Pool::instance().run(c.n * blocks, [&](int64_t item, int64_t) {
+    const int64_t img = item / blocks, c0 = (item % blocks) * kLanes, lanes = std::min(kLanes, c.cout - c0);
+    int64_t kb = 1;
+    for (int64_t l = 0; l < lanes; ++l) kb = std::max(kb, c.k[c0 + l]);
+    const int64_t p = kb / 2, wp = c.w + 2 * p, hp = c.h + 2 * p;
+    Scratch &sc = thread_scratch();
+    float *xb = grow(sc.planes, (hp * wp + kb * kb + plane) * kLanes + 2 * kLanes);
+    float *wb = xb + hp * wp * kLanes, *yb = wb + kb * kb * kLanes, *scale = yb + plane * kLanes;
+    float *shift = scale + kLanes;
+    sc.key_call = 0;  // the planes are overwritten here
+    // Weights: tap (ky, kx) of the block's kb x kb kernel for every lane.
+    std::fill(wb, wb + kb * kb * kLanes, 0.f);
+    for (int64_t l = 0; l < lanes; ++l) {
+      const int64_t o = c0 + l, k = c.k[o], kw = c.kw[o], off = (kw - k) / 2, at = (kb - k) / 2;
+      for (int64_t ky = 0; ky < k; ++ky)
+        for (int64_t kx = 0; kx < k; ++kx) wb[((at + ky) * kb + at + kx) * kLanes + l] = c.wptr[o][(off + ky) * kw + off + kx];
+      scale[l] = epi.scale[o];
+      shift[l] = epi.shift[o];
+    }
+    std::fill(scale + lanes, scale + kLanes, 0.f);
+    std::fill(shift + lanes, shift + kLanes, 0.f);
+    // Input: zero borders, then the planes interleaved 16 channels at a time.
+    std::fill(xb, xb + p * wp * kLanes, 0.f);
+    std::fill(xb + (p + c.h) * wp * kLanes, xb + hp * wp * kLanes, 0.f);
+    for (int64_t iy = 0; iy < c.h; ++iy) {
+      float *row = xb + (iy + p) * wp * kLanes;
+      std::fill(row, row + p * kLanes, 0.f);
+      std::fill(row + (p + c.w) * kLanes, row + wp * kLanes, 0.f);
+    }
+    const float *planes[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) planes[l] = l < lanes ? x + (img * c.cin + c0 + l) * hw : nullptr;
+    interleave_planes(planes, hw, c.w, wp, xb + (p * wp + p) * kLanes);
+    // Taps, four outputs of a row at a time, then the epilogue on the vectors.
+    const int64_t step = c.stride * kLanes;
+    for (int64_t oy = 0; oy < c.ho; ++oy) {
+      const float *xr = xb + oy * c.stride * wp * kLanes;
+      float *yr = yb + oy * c.wo * kLanes;
+      int64_t ox = 0;
+      for (; ox + 4 <= c.wo; ox += 4) lane_taps<4>(xr + ox * step, wp * kLanes, step, wb, kb, yr + ox * kLanes);
+      for (; ox < c.wo; ++ox) lane_taps<1>(xr + ox * step, wp * kLanes, step, wb, kb, yr + ox * kLanes);
+    }
+    const v16 sv = load(scale), bv = load(shift);
+    for (int64_t q = 0; q < plane; ++q) store(yb + q * kLanes, load(yb + q * kLanes) * sv + bv);
+    activate_run(epi.act, yb, plane * kLanes);
+    // Output: back to one plane per channel.
+    v16 r[kLanes];
+    float *out = y + (img * c.cout + c0) * plane;
+    int64_t q = 0;
+    for (; q + kLanes <= plane; q += kLanes) {
+      for (int j = 0; j < kLanes; ++j) r[j] = load(yb + (q + j) * kLanes);
+      transpose16(r);
+      for (int64_t l = 0; l < lanes; ++l) store(out + l * plane + q, r[l]);
+    }
+    for (; q < plane; ++q)
+      for (int64_t l = 0; l < lanes; ++l) out[l * plane + q] = yb[q * kLanes + l];
+  });
+}
+
 // Forward: item = (image, group, block of output channels). The group's input planes are split into
 // phases once per thread and (image, group).
 void forward(const Conv &c, const float *x, float *y, const Epilogue &epi) {
   if (c.ho * c.wo <= kSmallPlane) return forward_small(c, x, y, epi);
+  if (epi.scale && c.cpg == 1 && c.opg == 1 && c.ho * c.wo <= kLanePlaneMax)
+    return forward_depthwise_lanes(c, x, y, epi);
   const uint64_t call = next_call_id();
   const int64_t ob = block_of(c.opg), blocks = (c.opg + ob - 1) / ob;
   Pool::instance().run(c.n * c.groups * blocks, [&](int64_t item, int64_t) {

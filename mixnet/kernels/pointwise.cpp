@@ -42,40 +42,52 @@ struct Pointwise {
   std::vector<Segment> segs;
 };
 
-// acc[r] (kRows x kChunk) = sum_i wt[r * ldw + i] * x[i * ldx + 0..kChunk) for r < R; then the
+// acc[r] (kRows x V vectors) = sum_i wt[r * ldw + i] * x[i * ldx + 0..V * kLanes) for r < R; then the
 // epilogue stores row r as out(o0 + r, values).
-template <int R, typename Store>
+template <int R, int V, typename Store>
 inline void micro_tile(const float *x, int64_t ldx, const float *wt, int64_t ldw, int64_t cin, const Store &store_row) {
-  v16 acc[R][4];
+  v16 acc[R][V];
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) acc[r][j] = (v16){};
+    for (int j = 0; j < V; ++j) acc[r][j] = (v16){};
   for (int64_t i = 0; i < cin; ++i) {
     const float *xi = x + i * ldx;
-    const v16 x0 = load(xi), x1 = load(xi + kLanes), x2 = load(xi + 2 * kLanes), x3 = load(xi + 3 * kLanes);
+    v16 xv[V];
+    for (int j = 0; j < V; ++j) xv[j] = load(xi + j * kLanes);
     for (int r = 0; r < R; ++r) {
       const v16 wv = splat(wt[r * ldw + i]);
-      acc[r][0] += wv * x0;
-      acc[r][1] += wv * x1;
-      acc[r][2] += wv * x2;
-      acc[r][3] += wv * x3;
+      for (int j = 0; j < V; ++j) acc[r][j] += wv * xv[j];
     }
   }
   alignas(64) float row[kChunk];
   for (int r = 0; r < R; ++r) {
-    for (int j = 0; j < 4; ++j) store(row + j * kLanes, acc[r][j]);
+    for (int j = 0; j < V; ++j) store(row + j * kLanes, acc[r][j]);
     store_row(r, row);
   }
 }
 
-template <typename Store>
-void tile(int64_t rows, const float *x, int64_t ldx, const float *wt, int64_t ldw, int64_t cin, const Store &s) {
+// micro_tile for a run-time number of rows (1..kRows).
+template <int V, typename Store>
+void tile_rows(int64_t rows, const float *x, int64_t ldx, const float *wt, int64_t ldw, int64_t cin, const Store &s) {
   switch (rows) {
-    case 1: micro_tile<1>(x, ldx, wt, ldw, cin, s); break;
-    case 2: micro_tile<2>(x, ldx, wt, ldw, cin, s); break;
-    case 3: micro_tile<3>(x, ldx, wt, ldw, cin, s); break;
-    case 4: micro_tile<4>(x, ldx, wt, ldw, cin, s); break;
-    case 5: micro_tile<5>(x, ldx, wt, ldw, cin, s); break;
-    default: micro_tile<6>(x, ldx, wt, ldw, cin, s); break;
+    case 1: micro_tile<1, V>(x, ldx, wt, ldw, cin, s); break;
+    case 2: micro_tile<2, V>(x, ldx, wt, ldw, cin, s); break;
+    case 3: micro_tile<3, V>(x, ldx, wt, ldw, cin, s); break;
+    case 4: micro_tile<4, V>(x, ldx, wt, ldw, cin, s); break;
+    case 5: micro_tile<5, V>(x, ldx, wt, ldw, cin, s); break;
+    default: micro_tile<6, V>(x, ldx, wt, ldw, cin, s); break;
+  }
+}
+
+// A tile of ``valid`` positions (1..kChunk): only the vectors that hold them are computed, so a plane's
+// last partial block (4 of 196 positions, say) costs one vector, not four.
+template <typename Store>
+void tile(int64_t rows, int64_t valid, const float *x, int64_t ldx, const float *wt, int64_t ldw, int64_t cin,
+          const Store &s) {
+  switch ((valid + kLanes - 1) / kLanes) {
+    case 1: tile_rows<1>(rows, x, ldx, wt, ldw, cin, s); break;
+    case 2: tile_rows<2>(rows, x, ldx, wt, ldw, cin, s); break;
+    case 3: tile_rows<3>(rows, x, ldx, wt, ldw, cin, s); break;
+    default: tile_rows<4>(rows, x, ldx, wt, ldw, cin, s); break;
   }
 }
 
@@ -147,7 +159,7 @@ void pointwise_planes(const Pointwise &pw, const float *x, const float *scale, c
       }
       for (int64_t r0 = o_begin; r0 < o_end; r0 += kRows) {
         const int64_t rows = std::min(kRows, o_end - r0);
-        tile(rows, xp, ldx, wt + (r0 - o_begin) * s.cin, s.cin, s.cin, [&](int r, float *v) {
+        tile(rows, valid, xp, ldx, wt + (r0 - o_begin) * s.cin, s.cin, s.cin, [&](int r, float *v) {
           const int64_t o = s.cout0 + r0 + r;
           const float sh = shift[o];
           for (int64_t j = 0; j < valid; ++j) v[j] += sh;
