@@ -2,8 +2,11 @@
 
 For each thread count (one process each: MindSpore fixes its CPU thread count per process) and each
 batch, both runners are built on the same CPU with the same thread count (MindSpore's kernel threads
-and our C++ kernels' threads; ONNX Runtime's intra-op threads), warmed up, then timed in turns,
-``--rounds`` calls each, so load from other processes hits both alike. Ours is the network
+and our C++ kernels' threads; ONNX Runtime's intra-op threads), warmed up, then timed in turns of
+``--turn`` calls, ``--rounds`` calls each in all, so load from other processes hits both alike. Each
+turn starts with ``--settle`` seconds of untimed calls: after a run ONNX Runtime's intra-op threads
+keep spinning for tens of milliseconds (its default, for the next run's latency), and on 2 cores that
+takes a core from whichever runner comes next; a deployed network runs with no other engine beside it. Ours is the network
 ``mixconv_impl: auto`` picks on this device, as ``search.py profile --backend mindspore`` measures it;
 ONNX Runtime runs the ``split`` network exported by MindSpore's ONNX exporter, as
 ``search.py profile --backend onnxruntime`` does. Medians with their interquartile range.
@@ -36,6 +39,9 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=60, help="timed calls of each runner, in turns")
+    p.add_argument("--turn", type=int, default=10, help="timed calls of a runner in a row")
+    p.add_argument("--settle", type=float, default=0.15,
+                   help="seconds of untimed calls that start each turn (the other engine's threads go idle)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)   # a child process: one thread count
@@ -58,19 +64,25 @@ def runners(model: str, resolution: int, batch: int, threads: int) -> dict:
     return made
 
 
-def race(made: dict, warmup: int, rounds: int) -> dict:
-    """Median and interquartile range (ms) of each runner, called in turns."""
+def race(made: dict, warmup: int, rounds: int, turn: int, settle: float) -> dict:
+    """Median and interquartile range (ms) of each runner, called in turns of ``turn`` timed calls, each
+    turn after ``settle`` seconds of untimed ones."""
+    def call(runner) -> float:
+        start = time.perf_counter()
+        runner.run()
+        runner.synchronize()
+        return 1e3 * (time.perf_counter() - start)
+
     for _, runner in made.values():
         for _ in range(warmup):
-            runner.run()
-        runner.synchronize()
+            call(runner)
     times = {name: [] for name in made}
-    for _ in range(rounds):
+    while min(len(t) for t in times.values()) < rounds:
         for name, (_, runner) in made.items():
-            start = time.perf_counter()
-            runner.run()
-            runner.synchronize()
-            times[name].append(1e3 * (time.perf_counter() - start))
+            until = time.perf_counter() + settle
+            while time.perf_counter() < until:
+                call(runner)
+            times[name] += [call(runner) for _ in range(min(turn, rounds - len(times[name])))]
     return {name: {"impl": made[name][0], "median_ms": float(np.median(t)),
                    "q1_ms": float(np.percentile(t, 25)), "q3_ms": float(np.percentile(t, 75))}
             for name, t in times.items()}
@@ -83,7 +95,8 @@ def one_thread_count(args: argparse.Namespace) -> list[dict]:
     threads = args.threads[0]
     rows = []
     for batch in args.batch:
-        result = race(runners(args.model, args.resolution, batch, threads), args.warmup, args.rounds)
+        result = race(runners(args.model, args.resolution, batch, threads), args.warmup, args.rounds,
+                      args.turn, args.settle)
         rows.append({"threads": threads, "batch": batch, **result,
                      "ours_over_ort": result["mindspore"]["median_ms"] / result["onnxruntime"]["median_ms"]})
     return rows
@@ -95,7 +108,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     for threads in args.threads:
         command = [sys.executable, __file__, "--one", "--json", "--model", args.model, "--resolution",
                    str(args.resolution), "--threads", str(threads), "--rounds", str(args.rounds), "--warmup",
-                   str(args.warmup), "--batch", *map(str, args.batch)]
+                   str(args.warmup), "--turn", str(args.turn), "--settle", str(args.settle),
+                   "--batch", *map(str, args.batch)]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"threads {threads}: {proc.stderr.strip().splitlines()[-1:]}")
@@ -105,8 +119,8 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     """The comparison as a table, then how to read it."""
-    print(f"{args.model} at {args.resolution} px on this CPU, {args.rounds} calls each in turns; median ms "
-          "(interquartile range)")
+    print(f"{args.model} at {args.resolution} px on this CPU, {args.rounds} calls each in turns of {args.turn} "
+          f"after {args.settle:g} s untimed; median ms (interquartile range)")
     print(f"{'threads':>7} {'batch':>5} {'ours ms':>9} {'IQR':>15} {'impl':>8} {'ORT ms':>9} {'IQR':>15} {'ours/ORT':>9}")
     for r in rows:
         ours, ort = r["mindspore"], r["onnxruntime"]

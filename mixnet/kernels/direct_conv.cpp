@@ -316,6 +316,19 @@ inline void lane_taps(const float *x, int64_t row_floats, int64_t step, const fl
   for (int j = 0; j < R; ++j) store(out + j * kLanes, acc[j]);
 }
 
+// Outputs per lane_taps call: a tap's weights are loaded once for this many positions.
+constexpr int64_t kLaneRun = 8;
+
+// lane_taps for a run-time number of positions (1..kLaneRun).
+template <int R = kLaneRun>
+inline void lane_run(int64_t count, const float *x, int64_t row_floats, int64_t step, const float *w, int64_t kb,
+                     float *out) {
+  if constexpr (R > 1) {
+    if (count < R) return lane_run<R - 1>(count, x, row_floats, step, w, kb, out);
+  }
+  lane_taps<R>(x, row_floats, step, w, kb, out);
+}
+
 // Depthwise forward (one input channel per output channel) with vectors over kLanes channels, for
 // inference: item = (image, block of kLanes channels). The block's input planes are laid out
 // channel-minor and zero-padded by kb / 2 (kb = the block's largest kernel; smaller kernels sit in its
@@ -355,14 +368,13 @@ void forward_depthwise_lanes(const Conv &c, const float *x, float *y, const Epil
     const float *planes[kLanes];
     for (int64_t l = 0; l < kLanes; ++l) planes[l] = l < lanes ? x + (img * c.cin + c0 + l) * hw : nullptr;
     interleave_planes(planes, hw, c.w, wp, xb + (p * wp + p) * kLanes);
-    // Taps, four outputs of a row at a time, then the epilogue on the vectors.
+    // Taps, runs of up to kLaneRun outputs of a row at a time, then the epilogue on the vectors.
     const int64_t step = c.stride * kLanes;
     for (int64_t oy = 0; oy < c.ho; ++oy) {
       const float *xr = xb + oy * c.stride * wp * kLanes;
       float *yr = yb + oy * c.wo * kLanes;
-      int64_t ox = 0;
-      for (; ox + 4 <= c.wo; ox += 4) lane_taps<4>(xr + ox * step, wp * kLanes, step, wb, kb, yr + ox * kLanes);
-      for (; ox < c.wo; ++ox) lane_taps<1>(xr + ox * step, wp * kLanes, step, wb, kb, yr + ox * kLanes);
+      for (int64_t ox = 0; ox < c.wo; ox += kLaneRun)
+        lane_run(std::min(kLaneRun, c.wo - ox), xr + ox * step, wp * kLanes, step, wb, kb, yr + ox * kLanes);
     }
     const v16 sv = load(scale), bv = load(shift);
     for (int64_t q = 0; q < plane; ++q) store(yb + q * kLanes, load(yb + q * kLanes) * sv + bv);
