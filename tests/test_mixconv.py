@@ -138,6 +138,23 @@ def test_fused_inference_block_matches_split(layer: LayerSpec, size: int) -> Non
     assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
 
 
+@pytest.mark.parametrize("size,stride", [(14, 1), (14, 2), (28, 2), (28, 1)])
+def test_fused_inference_block_at_batch_one_matches_split(size: int, stride: int) -> None:
+    """One image on the planes of MixNet's last stages: depthwise with vectors over 16 channels (40 channels:
+    the last block of 8; kernel groups of 14, 13, 13 crossing block edges; 9 x 9 kernels wider than a 7 x 7
+    plane) and 1x1 convs on 196 or 49 positions (a last partial vector of positions)."""
+    residual = stride == 1
+    layer = LayerSpec(0, 0, (3, 5, 9), 1, 1, stride, 5, 8, 8 if residual else 12, 40, 4, "swish", "swish")
+    ref = MixNetBlock(layer, 0.9, 1e-5, SPLIT)
+    net = MixNetBlock(layer, 0.9, 1e-5, KERNELS)
+    randomize([ref, net], seed=11)
+    ref.set_train(False)
+    net.set_train(False)
+    x = ms.Tensor(np.random.RandomState(12).normal(size=(1, 8, size, size)).astype(np.float32))
+    want = ref(x).asnumpy()
+    assert_close(net(x).asnumpy(), want, float(np.abs(want).max()))
+
+
 def test_kernels_training_gradients_do_not_depend_on_the_thread_count() -> None:
     """Weight gradients split over image ranges add up in one fixed order, on any number of threads."""
     # Few channels and several images: the 1x1 and depthwise weight gradients are split by images.

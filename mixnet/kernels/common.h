@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
@@ -194,7 +193,6 @@ class Pool {
 
  private:
   static constexpr int kIndexBits = 40;
-  static constexpr std::chrono::microseconds kSpin{200};
 
   static int64_t default_threads() {
     if (const char *env = std::getenv("MIXNAS_NUM_THREADS")) {
@@ -220,22 +218,11 @@ class Pool {
     }
   }
 
-  // Waits up to kSpin for a job newer than ``seen`` without sleeping: a network's kernel calls follow
-  // one another within microseconds, and waking a sleeping thread takes longer than that.
-  void spin_for_job(uint64_t seen) const {
-    const auto until = std::chrono::steady_clock::now() + kSpin;
-    while (generation_.load(std::memory_order_acquire) == seen) {
-      for (int i = 0; i < 64; ++i) __builtin_ia32_pause();
-      if (std::chrono::steady_clock::now() > until) return;
-    }
-  }
-
   void loop(int64_t slot, uint64_t seen) {
     for (;;) {
       const std::function<void(int64_t, int64_t)> *job;
       int64_t count, slots;
       uint64_t gen;
-      spin_for_job(seen);
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stop_ || slot >= limit_ || generation_ != seen; });
@@ -252,7 +239,7 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex run_mu_, mu_;
   std::condition_variable cv_;
-  std::atomic<uint64_t> generation_{0};
+  uint64_t generation_ = 0;
   const std::function<void(int64_t, int64_t)> *job_ = nullptr;
   int64_t count_ = 0, job_slots_ = 0, limit_ = 0;
   std::atomic<int64_t> slots_{1};

@@ -9,6 +9,7 @@ import platform
 import re
 import shutil
 import subprocess
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .target import LatencyTarget
 
 # Fields of the environment that change a timing; results differing in any of them are distinct.
 KEY_FIELDS = ("backend", "device", "device_name", "batch", "resolution", "threads", "mixconv_impl",
-              "mindspore", "onnxruntime", "cann")
+              "kernels_build", "mindspore", "onnxruntime", "cann")
 CANN_VERSION_FILES = ("compiler/version.info", "version.cfg")
 CANN_DEFAULT_HOME = "/usr/local/Ascend/ascend-toolkit/latest"
 NVIDIA_SMI_TIMEOUT_S = 30
@@ -92,10 +93,22 @@ def accelerator_name(device: str, device_id: int = 0) -> str:
     return soc
 
 
+@lru_cache(maxsize=1)
+def kernels_build() -> str | None:
+    """The C++ kernels' build: the hash naming their library (sources, flags, compiler, CPU); None
+    when they cannot be built here."""
+    from mixnet.kernels.build import KernelUnavailable, compiler, library_name
+    try:
+        return library_name(compiler()).removeprefix("mixnet-kernels-").removesuffix(".so")
+    except KernelUnavailable:
+        return None
+
+
 def environment(target: LatencyTarget, mixconv_impl: str, device_name: str | None = None) -> dict:
     """Everything that describes where a measurement runs and what runs: ``mixconv_impl`` is the MixConv
     implementation the measured networks are built with (resolved: ``split``, ``padded`` or ``kernels``,
-    see ``target.network_impl``); ``device_name`` overrides detection.
+    see ``target.network_impl``), with the kernels' build when it is ``kernels``; ``device_name``
+    overrides detection.
 
     A device model that cannot be determined is recorded as ``unknown <device>`` (a name no real
     model has, so such results never share a cache key with a known model), with the reason
@@ -111,6 +124,7 @@ def environment(target: LatencyTarget, mixconv_impl: str, device_name: str | Non
            "device_name": device_name,
            "batch": target.batch, "resolution": target.resolution, "threads": target.thread_count,
            "mixconv_impl": mixconv_impl,
+           "kernels_build": kernels_build() if mixconv_impl == "kernels" else None,
            "mindspore": package_version("mindspore"),
            "onnxruntime": package_version("onnxruntime") if target.backend == "onnxruntime" else None,
            "cann": cann_version() if target.device == "Ascend" else None,
