@@ -116,10 +116,15 @@ void pointwise_planes(const Pointwise &pw, const float *x, const float *scale, c
   }
   // The last, partial block of positions of every input channel, zero-padded to kChunk, built once.
   const int64_t tail_at = pw.p / kChunk * kChunk, tail_len = pw.p - tail_at;
-  std::vector<float> tails(tail_len ? pw.n * pw.cin * kChunk : 0, 0.f);
+  // (In the calling thread's buffer, which only grows: no allocation or zeroing per call.)
+  thread_local std::vector<float> tail_buffer;
+  float *tails = grow(tail_buffer, tail_len ? pw.n * pw.cin * kChunk : 0);
   if (tail_len) {
     parallel_for(pw.n * pw.cin, 256, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) copy_row(x + i * pw.p + tail_at, tail_len, tails.data() + i * kChunk);
+      for (int64_t i = lo; i < hi; ++i) {
+        copy_row(x + i * pw.p + tail_at, tail_len, tails + i * kChunk);
+        std::fill(tails + i * kChunk + tail_len, tails + (i + 1) * kChunk, 0.f);
+      }
     });
   }
   Pool::instance().run(pw.n * per_image, [&](int64_t item, int64_t) {
@@ -154,7 +159,7 @@ void pointwise_planes(const Pointwise &pw, const float *x, const float *scale, c
       const float *xp = xs + p0;
       int64_t ldx = pw.p;
       if (p0 == tail_at && tail_len) {  // the partial block: its zero-padded copy
-        xp = tails.data() + (img * pw.cin + s.cin0) * kChunk;
+        xp = tails + (img * pw.cin + s.cin0) * kChunk;
         ldx = kChunk;
       }
       for (int64_t r0 = o_begin; r0 < o_end; r0 += kRows) {
