@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
@@ -139,6 +140,10 @@ class Pool {
     return pool;
   }
 
+  // Marks the jobs run while an InferenceCall lives (see loop).
+  void begin_inference() { inference_calls_.fetch_add(1, std::memory_order_relaxed); }
+  void end_inference() { inference_calls_.fetch_sub(1, std::memory_order_relaxed); }
+
   // Threads a job runs on: the caller and the helpers.
   int64_t slots() const { return slots_.load(std::memory_order_acquire); }
 
@@ -156,6 +161,7 @@ class Pool {
       job_ = &f;
       count_ = count;
       job_slots_ = max_slots;
+      job_inference_ = inference_calls_.load(std::memory_order_relaxed) > 0;
       done_.store(0, std::memory_order_relaxed);
       ticket_.store(gen << kIndexBits, std::memory_order_release);
     }
@@ -193,6 +199,7 @@ class Pool {
 
  private:
   static constexpr int kIndexBits = 40;
+  static constexpr std::chrono::microseconds kSpin{200};
 
   static int64_t default_threads() {
     if (const char *env = std::getenv("MIXNAS_NUM_THREADS")) {
@@ -218,20 +225,36 @@ class Pool {
     }
   }
 
+  // Waits up to kSpin for a job newer than ``seen`` without sleeping; true when one came.
+  bool spin_for_job(uint64_t seen) const {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    while (generation_.load(std::memory_order_acquire) == seen) {
+      for (int i = 0; i < 64; ++i) __builtin_ia32_pause();
+      if (std::chrono::steady_clock::now() > until) return false;
+    }
+    return true;
+  }
+
+  // After a job of an inference call a helper spins for the next one: a network's kernel calls follow
+  // one another within microseconds at inference, and waking a sleeping thread takes longer. After a
+  // training job it sleeps at once: MindSpore's own operators run between training kernel calls, and a
+  // spinning helper would take their core.
   void loop(int64_t slot, uint64_t seen) {
+    bool spin = false;
     for (;;) {
       const std::function<void(int64_t, int64_t)> *job;
       int64_t count, slots;
       uint64_t gen;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || slot >= limit_ || generation_ != seen; });
-        if (stop_ || slot >= limit_) return;
-        seen = gen = generation_;
-        job = job_;
-        count = count_;
-        slots = job_slots_;
-      }
+      const bool came = spin && spin_for_job(seen);
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!came) cv_.wait(lock, [&] { return stop_ || slot >= limit_ || generation_ != seen; });
+      if (stop_ || slot >= limit_) return;
+      seen = gen = generation_;
+      job = job_;
+      count = count_;
+      slots = job_slots_;
+      spin = job_inference_;
+      lock.unlock();
       if (slot < slots) work(gen, *job, count, slot);
     }
   }
@@ -239,13 +262,23 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex run_mu_, mu_;
   std::condition_variable cv_;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   const std::function<void(int64_t, int64_t)> *job_ = nullptr;
   int64_t count_ = 0, job_slots_ = 0, limit_ = 0;
+  bool job_inference_ = false;
+  std::atomic<int64_t> inference_calls_{0};
   std::atomic<int64_t> slots_{1};
   std::atomic<uint64_t> ticket_{0};
   std::atomic<int64_t> done_{0};
   bool stop_ = false;
+};
+
+// Held by an inference kernel call: its jobs leave the pool's helpers spinning for the next call.
+struct InferenceCall {
+  InferenceCall() { Pool::instance().begin_inference(); }
+  ~InferenceCall() { Pool::instance().end_inference(); }
+  InferenceCall(const InferenceCall &) = delete;
+  InferenceCall &operator=(const InferenceCall &) = delete;
 };
 
 // f(begin, end) over [0, n) in ranges of ``grain`` items, shared by the pool.

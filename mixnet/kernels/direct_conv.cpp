@@ -602,6 +602,7 @@ int DirectConvBnActForward(int nparam, void **params, int *ndims, int64_t **shap
                            void *stream, void *extra) {
   (void)stream;
   (void)extra;
+  const mixnet::InferenceCall inference;
   Conv c;
   if (const int error = mixnet::forward_conv(nparam, 4, params, ndims, shapes, dtypes, &c)) return error;
   for (int i = nparam - 5; i < nparam - 1; ++i)

@@ -355,6 +355,7 @@ extern "C" int PointwiseForward(int nparam, void **params, int *ndims, int64_t *
                                 void *stream, void *extra) {
   (void)stream;
   (void)extra;
+  const mixnet::InferenceCall inference;
   using mixnet::Pointwise;
   if (nparam < 8 || ndims[0] != 1 || shapes[0][0] != 6 || ndims[1] != 4 || !mixnet::all_float32(nparam, dtypes)) return 1;
   const float *meta = static_cast<const float *>(params[0]);
