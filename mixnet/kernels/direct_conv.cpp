@@ -266,24 +266,33 @@ constexpr int64_t kLanePlaneMax = 784;
 
 typedef int32_t i16 __attribute__((vector_size(64)));
 
-// Transposes the 16 x 16 matrix whose rows are r[0..15]: four rounds of swapping the off-diagonal
-// b x b blocks of every 2b x 2b block (b = 8, 4, 2, 1), each a two-vector permute.
+// One round of transpose16: the off-diagonal B x B blocks of every 2B x 2B block swapped, a two-vector
+// permute per row (unrolled, so the rows stay in registers).
+template <int B>
+inline void transpose_round(v16 *r, const i16 &lo, const i16 &hi) {
+#pragma GCC unroll 16
+  for (int i = 0; i < kLanes; ++i) {
+    if (i & B) continue;
+    const v16 a = r[i], c = r[i + B];
+    r[i] = __builtin_shuffle(a, c, lo);
+    r[i + B] = __builtin_shuffle(a, c, hi);
+  }
+}
+
+// Transposes the 16 x 16 matrix whose rows are r[0..15]: four rounds (B = 8, 4, 2, 1).
 inline void transpose16(v16 *r) {
-  static const i16 lo[4] = {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-                            {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-                            {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-                            {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
-  static const i16 hi[4] = {{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
-                            {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
-                            {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
-                            {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
-  for (int round = 0, b = 8; round < 4; ++round, b /= 2)
-    for (int i = 0; i < kLanes; ++i) {
-      if (i & b) continue;
-      const v16 a = r[i], c = r[i + b];
-      r[i] = __builtin_shuffle(a, c, lo[round]);
-      r[i + b] = __builtin_shuffle(a, c, hi[round]);
-    }
+  const i16 lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const i16 hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  const i16 lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+  const i16 hi4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+  const i16 lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const i16 hi2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+  const i16 lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+  const i16 hi1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+  transpose_round<8>(r, lo8, hi8);
+  transpose_round<4>(r, lo4, hi4);
+  transpose_round<2>(r, lo2, hi2);
+  transpose_round<1>(r, lo1, hi1);
 }
 
 // Lays the 16 planes planes[l] (hw positions each; null reads zeros) channel-minor: position q of
