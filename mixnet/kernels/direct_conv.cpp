@@ -299,14 +299,17 @@ inline void transpose16(v16 *r) {
 // the plane, at row q / w and column q % w, goes to the kLanes floats at out + (row * ld + column) * kLanes.
 inline void interleave_planes(const float *const *planes, int64_t hw, int64_t w, int64_t ld, float *out) {
   v16 r[kLanes];
-  int64_t q = 0;
+  int64_t q = 0, row = 0, col = 0;  // position q is at (row, col)
+  const auto next = [&] {
+    if (++col == w) col = 0, ++row;
+  };
   for (; q + kLanes <= hw; q += kLanes) {
     for (int l = 0; l < kLanes; ++l) r[l] = planes[l] ? load(planes[l] + q) : (v16){};
     transpose16(r);
-    for (int j = 0; j < kLanes; ++j) store(out + ((q + j) / w * ld + (q + j) % w) * kLanes, r[j]);
+    for (int j = 0; j < kLanes; ++j, next()) store(out + (row * ld + col) * kLanes, r[j]);
   }
-  for (; q < hw; ++q)
-    for (int l = 0; l < kLanes; ++l) out[(q / w * ld + q % w) * kLanes + l] = planes[l] ? planes[l][q] : 0.f;
+  for (; q < hw; ++q, next())
+    for (int l = 0; l < kLanes; ++l) out[(row * ld + col) * kLanes + l] = planes[l] ? planes[l][q] : 0.f;
 }
 
 // acc[j] = sum over the kb x kb taps of w[tap] * x at output positions j < R of a row (R consecutive
