@@ -119,6 +119,15 @@ inline void fold_batch_norm(const float *gamma, const float *beta, const float *
   }
 }
 
+// A hint to the CPU that this thread is waiting in a loop.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 inline bool all_float32(int n, const char **dtypes) {
   for (int i = 0; i < n; ++i) {
     if (std::strcmp(dtypes[i], "float32") != 0 && std::strcmp(dtypes[i], "float") != 0) return false;
@@ -229,7 +238,7 @@ class Pool {
   bool spin_for_job(uint64_t seen) const {
     const auto until = std::chrono::steady_clock::now() + kSpin;
     while (generation_.load(std::memory_order_acquire) == seen) {
-      for (int i = 0; i < 64; ++i) __builtin_ia32_pause();
+      for (int i = 0; i < 64; ++i) cpu_relax();
       if (std::chrono::steady_clock::now() > until) return false;
     }
     return true;
