@@ -48,6 +48,24 @@ def test_profile_of_a_tiny_genome_has_sane_statistics() -> None:
     assert {"median_ms", "p90_ms", "min_ms", "mean_ms", "cv", "repeats", "env", "cached"} <= set(d)
 
 
+def test_the_mindspore_runner_runs_the_compiled_graph_on_new_inputs() -> None:
+    """After its first call the runner calls the compiled graph directly, not through ``Cell.__call__``:
+    on new inputs it returns what the cell itself returns."""
+    import mindspore as ms
+    import numpy as np
+
+    from mixnet import create_model
+    from search.latency.measure import prepare_cell
+    target = LatencyTarget(backend="mindspore", device="CPU", resolution=32)
+    runner = prepare_cell(create_model(TINY, mixconv_impl="split"), target.input_shape, target)
+    runner.run()
+    runner.inputs = ms.Tensor(np.random.default_rng(1).standard_normal(target.input_shape, dtype=np.float32))
+    runner.run()
+    runner.synchronize()
+    want = runner.cell(runner.inputs).asnumpy()
+    assert runner.call is not runner.cell and np.array_equal(runner.output.asnumpy(), want)
+
+
 def test_the_cache_returns_the_stored_result_without_measuring(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     prepared = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from space.basics.errors import UsageError
@@ -49,9 +51,10 @@ class GraphRunner:
     MindSpore schedules its own threads, so ``host_threads`` is None. ``env`` holds what the
     runner adds to the environment of its results.
 
-    The cell is called through an ``ms.jit`` function: a graph-mode ``Cell.__call__`` walks every
-    sub-cell on each call to set its compile phase, about 1.5 ms a call for MixNet-S on the CPU,
-    which the jit function's call does not (bench/inference_vs_ort.py).
+    After the first call (which compiles the graph) the compiled graph is run directly: a graph-mode
+    ``Cell.__call__`` walks every sub-cell on each call to set its compile phase, about 1.5 ms a call
+    for MixNet-S on the CPU (bench/inference_vs_ort.py). The graph stays the cell's own, freed with it
+    (an ``ms.jit`` function around the cell saved as much but kept ~40 MB per runner for good).
     """
 
     host_threads = None
@@ -59,12 +62,7 @@ class GraphRunner:
     def __init__(self, cell, input_shape: tuple[int, ...], device: str, env: dict | None = None) -> None:
         import mindspore as ms
         self.cell = cell
-
-        @ms.jit
-        def call(inputs):
-            return cell(inputs)
-
-        self.call = call
+        self.call = None
         self.env = dict(env or {})
         self.inputs = ms.Tensor(random_input(input_shape))
         self.output = None
@@ -73,7 +71,11 @@ class GraphRunner:
 
     def run(self) -> None:
         """Launch one inference."""
-        self.output = self.call(self.inputs)
+        if self.call is None:
+            self.output = self.cell(self.inputs)
+            self.call = compiled_call(self.cell)
+        else:
+            self.output = self.call(self.inputs)
 
     def synchronize(self) -> None:
         """Block until the device has finished everything launched so far."""
@@ -82,6 +84,21 @@ class GraphRunner:
         elif self.output is not None:
             first = self.output[0] if isinstance(self.output, (tuple, list)) else self.output
             first.asnumpy()
+
+
+def compiled_call(cell) -> Callable:
+    """A function running ``cell``'s graph, compiled by a first ``cell(inputs)``, on new inputs of the same
+    shape without ``Cell.__call__``'s walk over the sub-cells; the cell itself when this MindSpore has no
+    graph executor to call directly."""
+    try:
+        from mindspore.graph.api import _cell_graph_executor
+    except ImportError:
+        return cell
+    phase = cell.phase
+
+    def call(inputs):
+        return _cell_graph_executor(cell, inputs, phase=phase)
+    return call
 
 
 def use_kernel_threads(threads: int) -> dict:
