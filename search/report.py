@@ -128,7 +128,9 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)
     front = pareto_front(frame, with_latency(objectives))
+    from trainer.checkpointing import remove_stale_temporaries  # imports MindSpore: on first use only
     with file_lock(out_dir / ".outputs.lock"):
+        remove_stale_temporaries(out_dir)  # what a writer killed mid-write left
         _write_csv(frame, out_dir / "trials.csv")
         _write_csv(front, out_dir / "pareto.csv")
         plot_front(frame, front, out_dir / "pareto.png", f"{study.study_name}: accuracy vs latency")

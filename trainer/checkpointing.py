@@ -10,6 +10,7 @@ network weights that were validated (the EMA weights when ``ema`` is on).
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,18 @@ def atomic_save(path: Path, params: dict[str, Any], meta: "dict | None" = None, 
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the half-written files (checkpoints, metrics) that killed processes left in ``folder``."""
+    """Delete the half-written files and folders (checkpoints, metrics, search outputs) that killed processes
+    left in ``folder``."""
     removed = []
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():
         m = TEMPORARY_NAME.match(path.name)
         if m and not process_alive(int(m.group("pid"))):
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 
