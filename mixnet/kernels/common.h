@@ -22,6 +22,7 @@
 namespace mixnet {
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));  // lane indices for __builtin_shuffle of v16
 constexpr int64_t kLanes = 16;
 // A weight gradient is cut into at least this many work items (image ranges when there are few
 // groups), whatever the thread count, so its sums, and so training, are the same on any thread count.

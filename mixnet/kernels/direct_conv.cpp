@@ -35,7 +35,6 @@ void strided_copy(const float *src, int64_t s, int64_t cnt, float *dst) {
 
 // even[j] = src[2j] and odd[j] = src[2j + 1] for the n floats of src, in one pass.
 void deinterleave(const float *src, int64_t n, float *even, float *odd) {
-  typedef int32_t i16 __attribute__((vector_size(64)));
   const i16 pick_even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
   const i16 pick_odd = pick_even + 1;
   int64_t j = 0;
@@ -263,8 +262,6 @@ void forward_small(const Conv &c, const float *x, float *y, const Epilogue &epi)
 // (forward_depthwise_lanes): the phase-plane path computes whole padded rows in blocks of kChunk, which
 // on 14 x 14 and 7 x 7 planes with large kernels is mostly padding and overrun.
 constexpr int64_t kLanePlaneMax = 784;
-
-typedef int32_t i16 __attribute__((vector_size(64)));
 
 // One round of transpose16: the off-diagonal B x B blocks of every 2B x 2B block swapped, a two-vector
 // permute per row (unrolled, so the rows stay in registers).
